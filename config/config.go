@@ -1,0 +1,293 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// BlobStore names the backend that holds encrypted study objects.
+type BlobStore string
+
+// Blob store backends.
+const (
+	BlobStoreFS BlobStore = "fs"
+	BlobStoreS3 BlobStore = "s3"
+)
+
+// Pinner names the IPFS pinning backend.
+type Pinner string
+
+// Pinning backends.
+const (
+	// PinnerLocal computes CIDs and keeps the blocks in-process/on disk,
+	// without a running IPFS node.
+	PinnerLocal Pinner = "local"
+	// PinnerKubo pins through a Kubo node's RPC API (IPFS_API).
+	PinnerKubo Pinner = "kubo"
+)
+
+// Config is the validated runtime configuration.
+type Config struct {
+	HTTPAddr  string // MEDIMINT_HTTP_ADDR: DICOMweb/HTTP listen address
+	DIMSEAddr string // MEDIMINT_DIMSE_ADDR: DIMSE (C-STORE SCP) listen address
+	AETitle   string // MEDIMINT_AE_TITLE: our Application Entity title
+
+	// DatabaseURL is a postgres:// URL. Empty means "discover a local
+	// Postgres and use database medimint" (see db.Discover).
+	DatabaseURL string
+
+	DataDir   string    // MEDIMINT_DATA_DIR: root for local state (fs blobs, local pins)
+	BlobStore BlobStore // MEDIMINT_BLOBSTORE
+	S3        S3
+
+	Pinner  Pinner // MEDIMINT_PINNER
+	IPFSAPI string // IPFS_API: Kubo RPC endpoint, used when Pinner is kubo
+
+	KEKFile  string // MEDIMINT_KEK_FILE: local key-encryption key (created if missing)
+	KMSKeyID string // MEDIMINT_KMS_KEY_ID: AWS KMS key that wraps study keys instead of KEKFile
+
+	// HorizonURL empty means: run the embedded devnet.
+	HorizonURL        string
+	NetworkPassphrase string // empty with the devnet: the devnet chooses its own
+	FriendbotURL      string
+
+	DICOMwebBase string     // MEDIMINT_DICOMWEB_BASE: path prefix of the DICOMweb routes
+	LogLevel     slog.Level // MEDIMINT_LOG_LEVEL
+}
+
+// S3 configures the s3 blob store.
+type S3 struct {
+	Endpoint  string // S3_ENDPOINT: empty means AWS's own endpoint for Region
+	Region    string // S3_REGION
+	Bucket    string // S3_BUCKET
+	PathStyle bool   // S3_PATH_STYLE: path-style addressing (MinIO, versitygw)
+}
+
+// Var documents one environment variable.
+type Var struct {
+	Name    string
+	Default string
+	Meaning string
+}
+
+// Vars lists every variable [FromEnv] reads, with its default, in the order
+// the README's table shows them.
+var Vars = []Var{
+	{"MEDIMINT_HTTP_ADDR", "127.0.0.1:8042", "HTTP listen address (DICOMweb, health, API)"},
+	{"MEDIMINT_DIMSE_ADDR", "127.0.0.1:11112", "DIMSE listen address (C-ECHO, C-STORE SCP)"},
+	{"MEDIMINT_AE_TITLE", "MEDIMINT", "our AE title (1-16 characters, no backslash)"},
+	{"DATABASE_URL", "", "postgres:// URL; empty: find a local Postgres (127.0.0.1:5432, then the project cluster on :5433) and use database medimint"},
+	{"MEDIMINT_DATA_DIR", "./var/data", "local state: fs blob store, local pins"},
+	{"MEDIMINT_BLOBSTORE", "fs", "where encrypted studies are stored: fs or s3"},
+	{"S3_ENDPOINT", "", "S3 endpoint URL; empty: AWS for S3_REGION"},
+	{"S3_REGION", "us-east-1", "S3 region"},
+	{"S3_BUCKET", "", "S3 bucket (required when MEDIMINT_BLOBSTORE=s3)"},
+	{"S3_PATH_STYLE", "false", "path-style S3 addressing (true for MinIO, versitygw)"},
+	{"MEDIMINT_PINNER", "local", "IPFS pinning: local (CIDs computed, blocks kept on disk) or kubo"},
+	{"IPFS_API", "http://127.0.0.1:5001", "Kubo RPC API, used when MEDIMINT_PINNER=kubo"},
+	{"MEDIMINT_KEK_FILE", "./var/kek", "key-encryption key file (created on first start)"},
+	{"MEDIMINT_KMS_KEY_ID", "", "AWS KMS key id/ARN to wrap study keys with instead of the KEK file"},
+	{"HORIZON_URL", "", "Stellar Horizon URL; empty: run the embedded devnet"},
+	{"NETWORK_PASSPHRASE", "", "Stellar network passphrase (required with HORIZON_URL)"},
+	{"FRIENDBOT_URL", "", "friendbot URL for funding accounts (test networks only)"},
+	{"MEDIMINT_DICOMWEB_BASE", "/dicom-web", "path prefix of the DICOMweb routes"},
+	{"MEDIMINT_LOG_LEVEL", "info", "log level: debug, info, warn or error"},
+}
+
+// FromEnv reads the configuration from the process environment.
+func FromEnv() (Config, error) {
+	return FromLookup(os.LookupEnv)
+}
+
+// FromLookup reads the configuration through lookup, which has the
+// signature of [os.LookupEnv]. A variable that is set but empty counts as
+// unset, so `FOO= medimint serve` gives the default. All problems are
+// reported together.
+func FromLookup(lookup func(string) (string, bool)) (Config, error) {
+	defaults := make(map[string]string, len(Vars))
+	for _, v := range Vars {
+		defaults[v.Name] = v.Default
+	}
+	get := func(name string) string {
+		d, ok := defaults[name]
+		if !ok {
+			panic("config: variable " + name + " missing from Vars")
+		}
+		if s, ok := lookup(name); ok && strings.TrimSpace(s) != "" {
+			return strings.TrimSpace(s)
+		}
+		return d
+	}
+
+	var errs []error
+	bad := func(name, value, why string) {
+		errs = append(errs, fmt.Errorf("%s=%q: %s", name, value, why))
+	}
+
+	c := Config{
+		HTTPAddr:          get("MEDIMINT_HTTP_ADDR"),
+		DIMSEAddr:         get("MEDIMINT_DIMSE_ADDR"),
+		AETitle:           get("MEDIMINT_AE_TITLE"),
+		DatabaseURL:       get("DATABASE_URL"),
+		DataDir:           get("MEDIMINT_DATA_DIR"),
+		BlobStore:         BlobStore(get("MEDIMINT_BLOBSTORE")),
+		Pinner:            Pinner(get("MEDIMINT_PINNER")),
+		IPFSAPI:           get("IPFS_API"),
+		KEKFile:           get("MEDIMINT_KEK_FILE"),
+		KMSKeyID:          get("MEDIMINT_KMS_KEY_ID"),
+		HorizonURL:        get("HORIZON_URL"),
+		NetworkPassphrase: get("NETWORK_PASSPHRASE"),
+		FriendbotURL:      get("FRIENDBOT_URL"),
+		DICOMwebBase:      get("MEDIMINT_DICOMWEB_BASE"),
+		S3: S3{
+			Endpoint: get("S3_ENDPOINT"),
+			Region:   get("S3_REGION"),
+			Bucket:   get("S3_BUCKET"),
+		},
+	}
+
+	for _, name := range []string{"MEDIMINT_HTTP_ADDR", "MEDIMINT_DIMSE_ADDR"} {
+		if v := get(name); !validAddr(v) {
+			bad(name, v, "want host:port, e.g. 127.0.0.1:8042")
+		}
+	}
+	if why := checkAETitle(c.AETitle); why != "" {
+		bad("MEDIMINT_AE_TITLE", c.AETitle, why)
+	}
+	if c.DatabaseURL != "" {
+		u, err := url.Parse(c.DatabaseURL)
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			// Only the URL form: serve derives the admin connection
+			// from it to create the database.
+			bad("DATABASE_URL", redact(c.DatabaseURL), "want a postgres:// URL")
+		}
+	}
+	switch c.BlobStore {
+	case BlobStoreFS:
+	case BlobStoreS3:
+		if c.S3.Bucket == "" {
+			errs = append(errs, errors.New("S3_BUCKET is required when MEDIMINT_BLOBSTORE=s3"))
+		}
+	default:
+		bad("MEDIMINT_BLOBSTORE", string(c.BlobStore), "want fs or s3")
+	}
+	if c.S3.Endpoint != "" && !validHTTPURL(c.S3.Endpoint) {
+		bad("S3_ENDPOINT", c.S3.Endpoint, "want an http(s) URL")
+	}
+	ps := get("S3_PATH_STYLE")
+	pathStyle, err := strconv.ParseBool(ps)
+	if err != nil {
+		bad("S3_PATH_STYLE", ps, "want true or false")
+	}
+	c.S3.PathStyle = pathStyle
+
+	switch c.Pinner {
+	case PinnerLocal, PinnerKubo:
+	default:
+		bad("MEDIMINT_PINNER", string(c.Pinner), "want local or kubo")
+	}
+	if !validHTTPURL(c.IPFSAPI) {
+		bad("IPFS_API", c.IPFSAPI, "want an http(s) URL, e.g. http://127.0.0.1:5001")
+	}
+
+	if c.HorizonURL != "" {
+		if !validHTTPURL(c.HorizonURL) {
+			bad("HORIZON_URL", c.HorizonURL, "want an http(s) URL")
+		}
+		if c.NetworkPassphrase == "" {
+			// Signing for the wrong network is silent until Horizon
+			// rejects every transaction, so demand it up front.
+			errs = append(errs, errors.New("NETWORK_PASSPHRASE is required when HORIZON_URL is set"))
+		}
+	}
+	if c.FriendbotURL != "" && !validHTTPURL(c.FriendbotURL) {
+		bad("FRIENDBOT_URL", c.FriendbotURL, "want an http(s) URL")
+	}
+
+	if !strings.HasPrefix(c.DICOMwebBase, "/") || strings.ContainsAny(c.DICOMwebBase, "?#") {
+		bad("MEDIMINT_DICOMWEB_BASE", c.DICOMwebBase, "want an absolute path such as /dicom-web")
+	}
+	if len(c.DICOMwebBase) > 1 {
+		c.DICOMwebBase = strings.TrimRight(c.DICOMwebBase, "/")
+	}
+
+	lv := get("MEDIMINT_LOG_LEVEL")
+	if err := c.LogLevel.UnmarshalText([]byte(lv)); err != nil || strings.ContainsAny(lv, "+-") {
+		// slog also accepts "info+2"; we keep to the four names.
+		bad("MEDIMINT_LOG_LEVEL", lv, "want debug, info, warn or error")
+	}
+
+	if len(errs) > 0 {
+		return Config{}, fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return c, nil
+}
+
+// checkAETitle applies PS3.5's AE value representation: at most 16
+// characters of the default repertoire without backslash or control
+// characters, and not only spaces.
+func checkAETitle(s string) string {
+	if len(s) > 16 {
+		return "at most 16 characters"
+	}
+	for _, r := range s {
+		if r < 0x20 || r > 0x7e || r == '\\' {
+			return "printable ASCII without backslash only"
+		}
+	}
+	return ""
+}
+
+func validAddr(s string) bool {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 0 && n <= 65535
+}
+
+func validHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// redact hides a password in a URL so that it can go into an error.
+func redact(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return "(unparseable)"
+}
+
+// LogValue lets the configuration be logged at start-up without leaking the
+// database password.
+func (c Config) LogValue() slog.Value {
+	db := "(discover)"
+	if c.DatabaseURL != "" {
+		db = redact(c.DatabaseURL)
+	}
+	horizon := c.HorizonURL
+	if horizon == "" {
+		horizon = "(embedded devnet)"
+	}
+	return slog.GroupValue(
+		slog.String("http_addr", c.HTTPAddr),
+		slog.String("dimse_addr", c.DIMSEAddr),
+		slog.String("ae_title", c.AETitle),
+		slog.String("database", db),
+		slog.String("data_dir", c.DataDir),
+		slog.String("blobstore", string(c.BlobStore)),
+		slog.String("pinner", string(c.Pinner)),
+		slog.Bool("kms", c.KMSKeyID != ""),
+		slog.String("horizon", horizon),
+		slog.String("dicomweb_base", c.DICOMwebBase),
+		slog.String("log_level", c.LogLevel.String()),
+	)
+}
