@@ -1,0 +1,291 @@
+package blobstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// S3Config configures an S3 store.
+type S3Config struct {
+	Bucket string
+	// Prefix is prepended to every key, so several stores can share a bucket.
+	Prefix string
+	// Region defaults to the AWS configuration chain's.
+	Region string
+	// Endpoint overrides the service endpoint (S3-compatible services).
+	Endpoint string
+	// PathStyle addresses the bucket in the path, not the host name, as
+	// most S3-compatible services need.
+	PathStyle bool
+	// AccessKey and SecretKey, when set, replace the default credential chain.
+	AccessKey, SecretKey string
+	// PartSize is the multipart upload part size; objects no larger are
+	// sent in one PutObject. Default 16 MiB, minimum 5 MiB (S3's limit).
+	PartSize int64
+}
+
+const (
+	defaultPartSize = 16 << 20
+	minPartSize     = 5 << 20
+	maxParts        = 10000
+)
+
+// S3 stores objects in an S3 bucket. Put buffers one part in memory at a
+// time, so memory use is bounded by PartSize regardless of object size.
+type S3 struct {
+	client   *s3.Client
+	bucket   string
+	prefix   string
+	partSize int64
+}
+
+// NewS3 builds a store from cfg.
+func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
+	if cfg.Bucket == "" {
+		return nil, errors.New("blobstore: s3: bucket required")
+	}
+	if cfg.PartSize == 0 {
+		cfg.PartSize = defaultPartSize
+	}
+	if cfg.PartSize < minPartSize {
+		return nil, fmt.Errorf("blobstore: s3: part size %d below S3's minimum %d", cfg.PartSize, minPartSize)
+	}
+	var opts []func(*config.LoadOptions) error
+	if cfg.Region != "" {
+		opts = append(opts, config.WithRegion(cfg.Region))
+	}
+	if cfg.AccessKey != "" {
+		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(cfg.AccessKey, cfg.SecretKey, "")))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: s3 config: %w", err)
+	}
+	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+		o.UsePathStyle = cfg.PathStyle
+	})
+	return &S3{client: client, bucket: cfg.Bucket, prefix: cfg.Prefix, partSize: cfg.PartSize}, nil
+}
+
+// Client returns the underlying client, e.g. for bucket administration.
+func (s *S3) Client() *s3.Client { return s.client }
+
+func (s *S3) objectKey(key string) (*string, error) {
+	if err := ValidKey(key); err != nil {
+		return nil, err
+	}
+	return aws.String(s.prefix + key), nil
+}
+
+// isNotFound recognises S3's 404s, which arrive typed (NoSuchKey,
+// NotFound) or, for HEAD, only as a status code.
+func isNotFound(err error) bool {
+	var nsk *types.NoSuchKey
+	var nf *types.NotFound
+	var re *awshttp.ResponseError
+	return errors.As(err, &nsk) || errors.As(err, &nf) ||
+		(errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound)
+}
+
+// Put sends objects up to PartSize in one PutObject and larger ones as a
+// multipart upload, which is aborted on error so no partial object or
+// orphaned parts remain.
+func (s *S3) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
+	k, err := s.objectKey(key)
+	if err != nil {
+		return 0, err
+	}
+	buf := make([]byte, s.partSize)
+	n, err := io.ReadFull(ctxReader{ctx, r}, buf)
+	switch {
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: aws.String(s.bucket), Key: k,
+			Body: bytes.NewReader(buf[:n]), ContentLength: aws.Int64(int64(n)),
+		})
+		if err != nil {
+			return 0, fmt.Errorf("blobstore: put %s: %w", key, err)
+		}
+		return int64(n), nil
+	case err != nil:
+		return 0, fmt.Errorf("blobstore: put %s: %w", key, err)
+	}
+	total, err := s.putMultipart(ctx, k, r, buf)
+	if err != nil {
+		return 0, fmt.Errorf("blobstore: put %s: %w", key, err)
+	}
+	return total, nil
+}
+
+// putMultipart uploads buf (a full first part) and the rest of r.
+func (s *S3) putMultipart(ctx context.Context, k *string, r io.Reader, buf []byte) (total int64, err error) {
+	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(s.bucket), Key: k})
+	if err != nil {
+		return 0, fmt.Errorf("create multipart upload: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			// Abort even if ctx is why we are here, but not forever.
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if _, aerr := s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+				Bucket: aws.String(s.bucket), Key: k, UploadId: up.UploadId,
+			}); aerr != nil {
+				err = fmt.Errorf("%w (and abort multipart upload: %v)", err, aerr)
+			}
+		}
+	}()
+	var parts []types.CompletedPart
+	n := len(buf)
+	for num := int32(1); ; num++ {
+		if num > maxParts {
+			return 0, fmt.Errorf("object exceeds %d parts of %d bytes", maxParts, len(buf))
+		}
+		out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
+			Bucket: aws.String(s.bucket), Key: k, UploadId: up.UploadId,
+			PartNumber: aws.Int32(num), Body: bytes.NewReader(buf[:n]), ContentLength: aws.Int64(int64(n)),
+		})
+		if err != nil {
+			return 0, fmt.Errorf("upload part %d: %w", num, err)
+		}
+		total += int64(n)
+		parts = append(parts, types.CompletedPart{
+			ETag: out.ETag, PartNumber: aws.Int32(num),
+			ChecksumCRC32: out.ChecksumCRC32, ChecksumCRC32C: out.ChecksumCRC32C,
+			ChecksumCRC64NVME: out.ChecksumCRC64NVME, ChecksumSHA1: out.ChecksumSHA1, ChecksumSHA256: out.ChecksumSHA256,
+		})
+		n, err = io.ReadFull(ctxReader{ctx, r}, buf)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = nil
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	if _, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: aws.String(s.bucket), Key: k, UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	}); err != nil {
+		return 0, fmt.Errorf("complete multipart upload: %w", err)
+	}
+	return total, nil
+}
+
+// Get streams the object.
+func (s *S3) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	return s.get(ctx, key, nil)
+}
+
+func (s *S3) get(ctx context.Context, key string, rng *string) (io.ReadCloser, error) {
+	k, err := s.objectKey(key)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: k, Range: rng})
+	if isNotFound(err) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, key)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: get %s: %w", key, err)
+	}
+	return out.Body, nil
+}
+
+// GetRange streams part of the object with an HTTP Range request.
+func (s *S3) GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	if off < 0 {
+		return nil, fmt.Errorf("%w: %s: negative offset", ErrInvalidRange, key)
+	}
+	// S3 answers 416 for a range starting at or past the end, including
+	// the empty range at the end, which this interface allows.
+	if n == 0 {
+		if _, err := s.Stat(ctx, key); err != nil {
+			return nil, err
+		}
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	rng := fmt.Sprintf("bytes=%d-", off)
+	if n > 0 {
+		rng = fmt.Sprintf("bytes=%d-%d", off, off+n-1)
+	}
+	rc, err := s.get(ctx, key, &rng)
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusRequestedRangeNotSatisfiable {
+		info, serr := s.Stat(ctx, key)
+		if serr != nil {
+			return nil, serr
+		}
+		if off == info.Size {
+			return io.NopCloser(strings.NewReader("")), nil
+		}
+		return nil, fmt.Errorf("%w: %s: offset %d of %d bytes", ErrInvalidRange, key, off, info.Size)
+	}
+	return rc, err
+}
+
+// Stat issues a HEAD request.
+func (s *S3) Stat(ctx context.Context, key string) (Info, error) {
+	k, err := s.objectKey(key)
+	if err != nil {
+		return Info{}, err
+	}
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: k})
+	if isNotFound(err) {
+		return Info{}, fmt.Errorf("%w: %s", ErrNotFound, key)
+	}
+	if err != nil {
+		return Info{}, fmt.Errorf("blobstore: stat %s: %w", key, err)
+	}
+	return Info{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
+}
+
+// Delete removes the object; S3 deletes are idempotent.
+func (s *S3) Delete(ctx context.Context, key string) error {
+	k, err := s.objectKey(key)
+	if err != nil {
+		return err
+	}
+	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.bucket), Key: k}); err != nil && !isNotFound(err) {
+		return fmt.Errorf("blobstore: delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// List pages through ListObjectsV2.
+func (s *S3) List(ctx context.Context, prefix string, fn func(Info) error) error {
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
+		Bucket: aws.String(s.bucket), Prefix: aws.String(s.prefix + prefix),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("blobstore: list %q: %w", prefix, err)
+		}
+		for _, o := range page.Contents {
+			key := strings.TrimPrefix(aws.ToString(o.Key), s.prefix)
+			if err := fn(Info{Key: key, Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified)}); err != nil {
+				return fmt.Errorf("blobstore: list %q: %w", prefix, err)
+			}
+		}
+	}
+	return nil
+}
