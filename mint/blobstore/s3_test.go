@@ -1,0 +1,136 @@
+package blobstore_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/medimint/medimint/mint/blobstore"
+	"github.com/medimint/medimint/mint/blobstore/blobstoretest"
+)
+
+// tool finds a binary built by scripts/tools-*.sh.
+func tool(t *testing.T, name, script string) string {
+	t.Helper()
+	dir := os.Getenv("MEDIMINT_TOOLS")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = filepath.Join(home, ".cache", "medimint", "tools")
+	}
+	p := filepath.Join(dir, name)
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("MEDIMINT_REQUIRE_TOOLS") != "" {
+			t.Fatalf("%s not found in %s (MEDIMINT_REQUIRE_TOOLS is set); run %s", name, dir, script)
+		}
+		t.Skipf("%s not found in %s; run %s", name, dir, script)
+	}
+	return p
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startVersityGW runs a real S3 server (versitygw, posix backend) on a
+// loopback port for the test's lifetime and returns its endpoint URL.
+func startVersityGW(t *testing.T, access, secret string) string {
+	t.Helper()
+	bin := tool(t, "versitygw", "scripts/tools-versitygw.sh")
+	root := t.TempDir()
+	addr := freePort(t)
+	cmd := exec.Command(bin, "--port", addr, "--quiet", "posix", root)
+	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+access, "ROOT_SECRET_KEY="+secret)
+	logf, err := os.Create(filepath.Join(t.TempDir(), "versitygw.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		logf.Close()
+	})
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return "http://" + addr
+		}
+		select {
+		case err := <-exited:
+			b, _ := os.ReadFile(logf.Name())
+			t.Fatalf("versitygw exited: %v\n%s", err, b)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func TestS3(t *testing.T) {
+	const access, secret = "medimint-test", "medimint-test-secret"
+	endpoint := startVersityGW(t, access, secret)
+	ctx := context.Background()
+	newStore := func(prefix string) *blobstore.S3 {
+		s, err := blobstore.NewS3(ctx, blobstore.S3Config{
+			Bucket: "studies", Prefix: prefix, Region: "us-east-1", Endpoint: endpoint, PathStyle: true,
+			AccessKey: access, SecretKey: secret, PartSize: 5 << 20,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := newStore("")
+	if _, err := s.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("studies")}); err != nil {
+		t.Fatalf("create bucket: %v", err)
+	}
+	blobstoretest.Run(t, s)
+
+	t.Run("Prefix", func(t *testing.T) {
+		p := newStore("tenant-a/")
+		if _, err := p.Put(ctx, "k", blobstoretest.Pseudo(10, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Stat(ctx, "tenant-a/k"); err != nil {
+			t.Fatalf("prefixed object not at tenant-a/k: %v", err)
+		}
+		var keys []string
+		if err := p.List(ctx, "", func(i blobstore.Info) error { keys = append(keys, i.Key); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(keys) != "[k]" {
+			t.Fatalf("List under prefix = %v", keys)
+		}
+	})
+
+	t.Run("NoMultipartLeftovers", func(t *testing.T) {
+		out, err := s.Client().ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String("studies")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Uploads) != 0 {
+			t.Fatalf("%d multipart uploads left open after failed puts", len(out.Uploads))
+		}
+	})
+}
