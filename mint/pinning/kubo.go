@@ -57,7 +57,9 @@ func notPinned(err error) bool {
 
 // Pinned asks for a recursive pin of c.
 func (k *Kubo) Pinned(ctx context.Context, c cid.Cid) (bool, error) {
-	var out struct{ Keys map[string]struct{ Type string } }
+	var out struct {
+		Keys map[string]struct{ Type string }
+	}
 	err := k.sh.Request("pin/ls", c.String()).Option("type", "recursive").Exec(ctx, &out)
 	if notPinned(err) {
 		return false, nil
