@@ -36,7 +36,7 @@ func metaCID(t testing.TB, json string) string {
 func envelope(t testing.TB, channel string, seq int64, d Draft, feeBump bool) (string, *txnbuild.Transaction) {
 	t.Helper()
 	tx, err := txnbuild.NewTransaction(txnbuild.TransactionParams{
-		SourceAccount: &txnbuild.SimpleAccount{AccountID: channel, Sequence: seq - 1},
+		SourceAccount:        &txnbuild.SimpleAccount{AccountID: channel, Sequence: seq - 1},
 		IncrementSequenceNum: true,
 		Operations:           d.Operations,
 		Memo:                 d.Memo,

@@ -145,7 +145,11 @@ func TestSEP10VerifyThreshold(t *testing.T) {
 		{name: "other web auth domain", challenge: fresh, signers: []*keypair.Full{client}, threshold: 1, wantErr: "web auth domain",
 			auth: func(a *Authenticator) *Authenticator { b := *a; b.WebAuthDomain = "evil.example"; return &b }},
 		{name: "other network", challenge: fresh, signers: []*keypair.Full{client}, threshold: 1, wantErr: "not signed",
-			auth: func(a *Authenticator) *Authenticator { b := *a; b.Network.Passphrase = network.PublicNetworkPassphrase; return &b }},
+			auth: func(a *Authenticator) *Authenticator {
+				b := *a
+				b.Network.Passphrase = network.PublicNetworkPassphrase
+				return &b
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
