@@ -1,0 +1,525 @@
+package index
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/medimint/medimint/db/dbtest"
+	"github.com/medimint/medimint/dicom"
+	"github.com/medimint/medimint/dicom/tag"
+)
+
+// ds builds a data set from keyword → value.
+func ds(t testing.TB, kv map[string]string) *dicom.Dataset {
+	t.Helper()
+	d := &dicom.Dataset{}
+	for k, v := range kv {
+		e, ok := dicom.LookupKeyword(k)
+		if !ok {
+			t.Fatalf("unknown keyword %s", k)
+		}
+		vr := e.VR
+		if vr == dicom.US {
+			var n uint16
+			fmt.Sscan(v, &n)
+			d.Set(dicom.NewUint16s(e.Tag, n))
+			continue
+		}
+		d.Set(dicom.NewStrings(e.Tag, vr, v))
+	}
+	return d
+}
+
+type inst struct {
+	study, series, sop string
+	attrs              map[string]string
+}
+
+// fixture: four studies of four patients.
+var fixture = []inst{
+	{"1.1", "1.1.1", "1.1.1.1", map[string]string{"PatientName": "Doe^John", "PatientID": "P1", "PatientBirthDate": "19700101", "PatientSex": "M",
+		"StudyDate": "20200115", "StudyTime": "101500", "AccessionNumber": "ACC1", "ReferringPhysicianName": "Smith^Anna", "StudyID": "S1",
+		"StudyDescription": "CT HEAD", "Modality": "CT", "SeriesNumber": "1", "InstanceNumber": "1", "Rows": "512", "Columns": "512", "BitsAllocated": "16"}},
+	{"1.1", "1.1.1", "1.1.1.2", map[string]string{"PatientName": "Doe^John", "PatientID": "P1", "StudyDate": "20200115", "StudyTime": "101500",
+		"Modality": "CT", "SeriesNumber": "1", "InstanceNumber": "2", "Rows": "512", "Columns": "512", "BitsAllocated": "16"}},
+	{"1.1", "1.1.2", "1.1.2.1", map[string]string{"PatientName": "Doe^John", "PatientID": "P1", "StudyDate": "20200115",
+		"Modality": "SR", "SeriesNumber": "2", "InstanceNumber": "1", "SeriesDescription": "Report"}},
+	{"1.2", "1.2.1", "1.2.1.1", map[string]string{"PatientName": "DOE^JANE^^^", "PatientID": "P2", "PatientBirthDate": "19800202", "PatientSex": "F",
+		"StudyDate": "20201231", "StudyTime": "2330", "AccessionNumber": "ACC2", "StudyDescription": "MR KNEE", "Modality": "MR",
+		"SeriesNumber": "1", "InstanceNumber": "1", "NumberOfFrames": "3", "PerformedProcedureStepStartDate": "20201231"}},
+	{"1.3", "1.3.1", "1.3.1.1", map[string]string{"PatientName": "Müller^Hans", "PatientID": "P3", "StudyDate": "20210601",
+		"AccessionNumber": "ACC3", "StudyDescription": "100% a_b", "Modality": "CT", "SeriesNumber": "1", "InstanceNumber": "1",
+		"SpecificCharacterSet": "ISO_IR 192"}},
+	{"1.4", "1.4.1", "1.4.1.1", map[string]string{"PatientName": "O'Brien^Pat^Q", "PatientID": "X9", "StudyDate": "20220301",
+		"AccessionNumber": "ACC4", "StudyDescription": "100x axb", "Modality": "US", "SeriesNumber": "7", "InstanceNumber": "3"}},
+}
+
+func record(t testing.TB, in inst) *Record {
+	kv := map[string]string{"StudyInstanceUID": in.study, "SeriesInstanceUID": in.series, "SOPInstanceUID": in.sop,
+		"SOPClassUID": "1.2.840.10008.5.1.4.1.1.2"}
+	for k, v := range in.attrs {
+		kv[k] = v
+	}
+	return &Record{
+		Dataset: ds(t, kv), TransferSyntaxUID: dicom.ExplicitVRLittleEndian, OrgID: "org1",
+		BlobKey: "i/" + in.sop, BlobSize: 100, Size: 80, CiphertextSHA256: []byte{1}, PlaintextSHA256: []byte{2},
+		Metadata: []byte(`{"00080018":{"vr":"UI","Value":["` + in.sop + `"]},"7FE00010":{"vr":"OW","BulkDataURI":"` + BaseURIPlaceholder + `/studies/` + in.study + `"}}`),
+		Frames:   Frames{PixelOffset: 1000, FrameLength: 512 * 512 * 2},
+	}
+}
+
+func insert(t testing.TB, ix *Index, r *Record) error {
+	return pgx.BeginFunc(context.Background(), ix.pool, func(tx pgx.Tx) error { return ix.Insert(context.Background(), tx, r) })
+}
+
+func newFixture(t *testing.T) *Index {
+	ix := New(dbtest.New(t))
+	for _, in := range fixture {
+		if err := insert(t, ix, record(t, in)); err != nil {
+			t.Fatalf("insert %s: %v", in.sop, err)
+		}
+	}
+	return ix
+}
+
+// uids returns the values of key in each match.
+func uids(res Result, key dicom.Tag) []string {
+	var out []string
+	for _, m := range res.Matches {
+		out = append(out, m.String(key))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestFind(t *testing.T) {
+	ix := newFixture(t)
+	ctx := context.Background()
+	f := func(k dicom.Tag, v ...string) map[dicom.Tag][]string { return map[dicom.Tag][]string{k: v} }
+	tests := []struct {
+		name    string
+		q       Query
+		key     dicom.Tag
+		want    []string
+		wantErr bool
+	}{
+		{"patient id exact", Query{Level: Study, Filters: f(tag.PatientID, "P1")}, tag.StudyInstanceUID, []string{"1.1"}, false},
+		{"patient id wildcard *", Query{Level: Study, Filters: f(tag.PatientID, "P*")}, tag.StudyInstanceUID, []string{"1.1", "1.2", "1.3"}, false},
+		{"patient id wildcard ?", Query{Level: Study, Filters: f(tag.PatientID, "?9")}, tag.StudyInstanceUID, []string{"1.4"}, false},
+		{"patient id is case-sensitive", Query{Level: Study, Filters: f(tag.PatientID, "p1")}, tag.StudyInstanceUID, nil, false},
+		{"universal matching", Query{Level: Study, Filters: f(tag.PatientID, "")}, tag.StudyInstanceUID, []string{"1.1", "1.2", "1.3", "1.4"}, false},
+		{"universal star", Query{Level: Study, Filters: f(tag.PatientName, "*")}, tag.StudyInstanceUID, []string{"1.1", "1.2", "1.3", "1.4"}, false},
+		{"pn case-insensitive", Query{Level: Study, Filters: f(tag.PatientName, "doe^john")}, tag.StudyInstanceUID, []string{"1.1"}, false},
+		{"pn trailing carets", Query{Level: Study, Filters: f(tag.PatientName, "Doe^Jane")}, tag.StudyInstanceUID, []string{"1.2"}, false},
+		{"pn query trailing carets", Query{Level: Study, Filters: f(tag.PatientName, "DOE^JOHN^^")}, tag.StudyInstanceUID, []string{"1.1"}, false},
+		{"pn prefix", Query{Level: Study, Filters: f(tag.PatientName, "DOE*")}, tag.StudyInstanceUID, []string{"1.1", "1.2"}, false},
+		{"pn prefix given", Query{Level: Study, Filters: f(tag.PatientName, "doe^ja*")}, tag.StudyInstanceUID, []string{"1.2"}, false},
+		{"pn unicode", Query{Level: Study, Filters: f(tag.PatientName, "müller^hans")}, tag.StudyInstanceUID, []string{"1.3"}, false},
+		{"pn apostrophe", Query{Level: Study, Filters: f(tag.PatientName, "o'brien*")}, tag.StudyInstanceUID, []string{"1.4"}, false},
+		{"pn not fuzzy: given alone", Query{Level: Study, Filters: f(tag.PatientName, "john")}, tag.StudyInstanceUID, nil, false},
+		{"pn fuzzy given", Query{Level: Study, Filters: f(tag.PatientName, "john"), FuzzyMatching: true}, tag.StudyInstanceUID, []string{"1.1"}, false},
+		{"pn fuzzy prefix", Query{Level: Study, Filters: f(tag.PatientName, "jo"), FuzzyMatching: true}, tag.StudyInstanceUID, []string{"1.1"}, false},
+		{"pn fuzzy two words", Query{Level: Study, Filters: f(tag.PatientName, "ja do"), FuzzyMatching: true}, tag.StudyInstanceUID, []string{"1.2"}, false},
+		{"pn fuzzy middle", Query{Level: Study, Filters: f(tag.PatientName, "q"), FuzzyMatching: true}, tag.StudyInstanceUID, []string{"1.4"}, false},
+		{"referring fuzzy", Query{Level: Study, Filters: f(tag.ReferringPhysicianName, "ann"), FuzzyMatching: true}, tag.StudyInstanceUID, []string{"1.1"}, false},
+		{"referring exact", Query{Level: Study, Filters: f(tag.ReferringPhysicianName, "SMITH^ANNA")}, tag.StudyInstanceUID, []string{"1.1"}, false},
+		{"date exact", Query{Level: Study, Filters: f(tag.StudyDate, "20200115")}, tag.StudyInstanceUID, []string{"1.1"}, false},
+		{"date range", Query{Level: Study, Filters: f(tag.StudyDate, "20200101-20201231")}, tag.StudyInstanceUID, []string{"1.1", "1.2"}, false},
+		{"date open start", Query{Level: Study, Filters: f(tag.StudyDate, "-20200630")}, tag.StudyInstanceUID, []string{"1.1"}, false},
+		{"date open end", Query{Level: Study, Filters: f(tag.StudyDate, "20210101-")}, tag.StudyInstanceUID, []string{"1.3", "1.4"}, false},
+		{"date year", Query{Level: Study, Filters: f(tag.StudyDate, "2020")}, tag.StudyInstanceUID, []string{"1.1", "1.2"}, false},
+		{"date year open end", Query{Level: Study, Filters: f(tag.StudyDate, "2021-")}, tag.StudyInstanceUID, []string{"1.3", "1.4"}, false},
+		{"date year open start", Query{Level: Study, Filters: f(tag.StudyDate, "-2020")}, tag.StudyInstanceUID, []string{"1.1", "1.2"}, false},
+		{"date list", Query{Level: Study, Filters: f(tag.StudyDate, "20200115", "20220301")}, tag.StudyInstanceUID, []string{"1.1", "1.4"}, false},
+		{"date malformed", Query{Level: Study, Filters: f(tag.StudyDate, "2020x")}, 0, nil, true},
+		{"date bad day", Query{Level: Study, Filters: f(tag.StudyDate, "20210230")}, 0, nil, true},
+		{"time range", Query{Level: Study, Filters: f(tag.StudyTime, "1000-1100")}, tag.StudyInstanceUID, []string{"1.1"}, false},
+		{"time partial upper", Query{Level: Study, Filters: f(tag.StudyTime, "-10")}, tag.StudyInstanceUID, []string{"1.1"}, false},
+		{"time single partial", Query{Level: Study, Filters: f(tag.StudyTime, "23")}, tag.StudyInstanceUID, []string{"1.2"}, false},
+		{"birth date", Query{Level: Study, Filters: f(tag.PatientBirthDate, "19750101-")}, tag.StudyInstanceUID, []string{"1.2"}, false},
+		{"modalities in study", Query{Level: Study, Filters: f(tag.ModalitiesInStudy, "SR")}, tag.StudyInstanceUID, []string{"1.1"}, false},
+		{"modalities list", Query{Level: Study, Filters: f(tag.ModalitiesInStudy, "MR", "SR")}, tag.StudyInstanceUID, []string{"1.1", "1.2"}, false},
+		{"uid list", Query{Level: Study, Filters: f(tag.StudyInstanceUID, `1.1\1.3`)}, tag.StudyInstanceUID, []string{"1.1", "1.3"}, false},
+		{"uid list values", Query{Level: Study, Filters: f(tag.StudyInstanceUID, "1.2", "1.4")}, tag.StudyInstanceUID, []string{"1.2", "1.4"}, false},
+		{"uid no wildcard", Query{Level: Study, Filters: f(tag.StudyInstanceUID, "1.?")}, tag.StudyInstanceUID, nil, false},
+		{"accession", Query{Level: Study, Filters: f(tag.AccessionNumber, "ACC2")}, tag.StudyInstanceUID, []string{"1.2"}, false},
+		{"like escaping %", Query{Level: Study, Filters: f(tag.StudyDescription, "100%*")}, tag.StudyInstanceUID, []string{"1.3"}, false},
+		{"like escaping _", Query{Level: Study, Filters: f(tag.StudyDescription, "*a_b")}, tag.StudyInstanceUID, []string{"1.3"}, false},
+		{"combined", Query{Level: Study, Filters: map[dicom.Tag][]string{tag.PatientName: {"DOE*"}, tag.StudyDate: {"20201201-"}}}, tag.StudyInstanceUID, []string{"1.2"}, false},
+		{"series key at study level", Query{Level: Study, Filters: f(tag.Modality, "MR")}, tag.StudyInstanceUID, []string{"1.2"}, false},
+		{"instance key at study level", Query{Level: Study, Filters: f(tag.SOPInstanceUID, "1.1.2.1")}, tag.StudyInstanceUID, []string{"1.1"}, false},
+		{"study key at patient level", Query{Level: Patient, Filters: f(tag.StudyDate, "2020")}, tag.PatientID, []string{"P1", "P2"}, false},
+		{"patient level name", Query{Level: Patient, Filters: f(tag.PatientName, "DOE*")}, tag.PatientID, []string{"P1", "P2"}, false},
+		{"series in study", Query{Level: Series, Filters: f(tag.StudyInstanceUID, "1.1")}, tag.SeriesInstanceUID, []string{"1.1.1", "1.1.2"}, false},
+		{"series modality", Query{Level: Series, Filters: f(tag.Modality, "CT")}, tag.SeriesInstanceUID, []string{"1.1.1", "1.3.1"}, false},
+		{"series number", Query{Level: Series, Filters: f(tag.SeriesNumber, "7")}, tag.SeriesInstanceUID, []string{"1.4.1"}, false},
+		{"series number malformed", Query{Level: Series, Filters: f(tag.SeriesNumber, "x")}, 0, nil, true},
+		{"series pps date", Query{Level: Series, Filters: f(tag.PerformedProcedureStepStartDate, "20201231")}, tag.SeriesInstanceUID, []string{"1.2.1"}, false},
+		{"series by patient", Query{Level: Series, Filters: f(tag.PatientID, "P1")}, tag.SeriesInstanceUID, []string{"1.1.1", "1.1.2"}, false},
+		{"instances of series", Query{Level: Instance, Filters: f(tag.SeriesInstanceUID, "1.1.1")}, tag.SOPInstanceUID, []string{"1.1.1.1", "1.1.1.2"}, false},
+		{"instance number", Query{Level: Instance, Filters: map[dicom.Tag][]string{tag.StudyInstanceUID: {"1.1"}, tag.InstanceNumber: {"1"}}}, tag.SOPInstanceUID, []string{"1.1.1.1", "1.1.2.1"}, false},
+		{"instance rows", Query{Level: Instance, Filters: f(tag.Rows, "512")}, tag.SOPInstanceUID, []string{"1.1.1.1", "1.1.1.2"}, false},
+		{"instance sop class", Query{Level: Instance, Filters: f(tag.SOPClassUID, "1.2.840.10008.5.1.4.1.1.2")}, tag.SOPInstanceUID, []string{"1.1.1.1", "1.1.1.2", "1.1.2.1", "1.2.1.1", "1.3.1.1", "1.4.1.1"}, false},
+		{"instance transfer syntax", Query{Level: Instance, Filters: f(tag.AvailableTransferSyntaxUID, dicom.ImplicitVRLittleEndian)}, tag.SOPInstanceUID, nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := ix.Find(ctx, tc.q)
+			if tc.wantErr {
+				var qe *QueryError
+				if !errors.As(err, &qe) {
+					t.Fatalf("err = %v, want a QueryError", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := uids(res, tc.key); !slices.Equal(got, tc.want) {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+			if len(res.Unsupported) != 0 || res.Truncated {
+				t.Errorf("unsupported %v truncated %v", res.Unsupported, res.Truncated)
+			}
+		})
+	}
+}
+
+func TestFindReturnedAttributes(t *testing.T) {
+	ix := newFixture(t)
+	ctx := context.Background()
+	res, err := ix.Find(ctx, Query{Level: Study, Filters: map[dicom.Tag][]string{tag.StudyInstanceUID: {"1.1"}, tag.PatientAge: {"040Y"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Matches) != 1 {
+		t.Fatalf("%d matches", len(res.Matches))
+	}
+	if !slices.Equal(res.Unsupported, []dicom.Tag{tag.PatientAge}) {
+		t.Errorf("unsupported = %v", res.Unsupported)
+	}
+	m := res.Matches[0]
+	want := map[dicom.Tag]string{
+		tag.PatientName: "Doe^John", tag.PatientID: "P1", tag.PatientBirthDate: "19700101", tag.PatientSex: "M",
+		tag.StudyDate: "20200115", tag.StudyTime: "101500", tag.AccessionNumber: "ACC1", tag.ReferringPhysicianName: "Smith^Anna",
+		tag.StudyID: "S1", tag.StudyDescription: "CT HEAD", tag.NumberOfStudyRelatedSeries: "2", tag.NumberOfStudyRelatedInstances: "3",
+	}
+	for k, v := range want {
+		if got := m.String(k); got != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+	if got := strings.Join(m.Get(tag.ModalitiesInStudy).Strings(), `\`); got != `CT\SR` {
+		t.Errorf("ModalitiesInStudy = %q", got)
+	}
+	if m.Get(tag.PatientAge) != nil {
+		t.Error("unsupported key returned")
+	}
+
+	// Instance level: US attributes as US, parents' UIDs present.
+	res, err = ix.Find(ctx, Query{Level: Instance, Filters: map[dicom.Tag][]string{tag.SOPInstanceUID: {"1.1.1.1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = res.Matches[0]
+	if r, _ := m.Uint(tag.Rows); r != 512 || m.Get(tag.Rows).VR != dicom.US {
+		t.Errorf("Rows = %d (%s)", r, m.Get(tag.Rows).VR)
+	}
+	if m.String(tag.StudyInstanceUID) != "1.1" || m.String(tag.SeriesInstanceUID) != "1.1.1" || m.String(tag.AvailableTransferSyntaxUID) != dicom.ExplicitVRLittleEndian {
+		t.Errorf("instance match: %+v", m.Elements)
+	}
+	if e := m.Get(tag.NumberOfFrames); e == nil || len(e.Value) != 0 {
+		t.Errorf("NumberOfFrames should be present and empty: %+v", e)
+	}
+
+	// OnlyRequested (C-FIND): filter keys, include fields and unique keys only.
+	res, err = ix.Find(ctx, Query{Level: Series, Filters: map[dicom.Tag][]string{tag.Modality: {"SR"}}, IncludeFields: []dicom.Tag{tag.SeriesDescription}, OnlyRequested: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []dicom.Tag
+	for _, e := range res.Matches[0].Elements {
+		got = append(got, e.Tag)
+	}
+	if want := []dicom.Tag{tag.Modality, tag.SeriesDescription, tag.StudyInstanceUID, tag.SeriesInstanceUID}; !slices.Equal(got, want) {
+		t.Errorf("returned %v, want %v", got, want)
+	}
+
+	// Non-ASCII values announce UTF-8.
+	res, err = ix.Find(ctx, Query{Level: Study, Filters: map[dicom.Tag][]string{tag.PatientID: {"P3"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs := res.Matches[0].String(tag.SpecificCharacterSet); cs != "ISO_IR 192" {
+		t.Errorf("SpecificCharacterSet = %q", cs)
+	}
+
+	// Patient level counts studies.
+	res, err = ix.Find(ctx, Query{Level: Patient, Filters: map[dicom.Tag][]string{tag.PatientID: {"P1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := res.Matches[0].String(tag.NumberOfPatientRelatedStudies); n != "1" {
+		t.Errorf("NumberOfPatientRelatedStudies = %q", n)
+	}
+}
+
+func TestFindLimit(t *testing.T) {
+	ix := newFixture(t)
+	ctx := context.Background()
+	var all []string
+	for off := 0; ; off += 3 {
+		res, err := ix.Find(ctx, Query{Level: Instance, Limit: 3, Offset: off})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range res.Matches {
+			all = append(all, m.String(tag.SOPInstanceUID))
+		}
+		if !res.Truncated {
+			break
+		}
+		if len(res.Matches) != 3 {
+			t.Fatalf("truncated page of %d", len(res.Matches))
+		}
+	}
+	slices.Sort(all)
+	if len(all) != len(fixture) || len(slices.Compact(all)) != len(fixture) {
+		t.Errorf("paged through %v", all)
+	}
+	ix.MaxResults = 2
+	res, err := ix.Find(ctx, Query{Level: Instance, Limit: 100})
+	if err != nil || len(res.Matches) != 2 || !res.Truncated {
+		t.Errorf("MaxResults: %d matches, truncated %v, %v", len(res.Matches), res.Truncated, err)
+	}
+}
+
+func TestFromIdentifier(t *testing.T) {
+	id := ds(t, map[string]string{"QueryRetrieveLevel": "STUDY", "PatientName": "DOE*", "StudyInstanceUID": "", "StudyDate": "2020"})
+	id.Set(dicom.Element{Tag: tag.ModalitiesInStudy, VR: dicom.CS})
+	q, err := FromIdentifier(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Level != Study || !q.OnlyRequested || len(q.Filters) != 2 || q.Filters[tag.PatientName][0] != "DOE*" {
+		t.Errorf("query = %+v", q)
+	}
+	if !slices.Equal(q.IncludeFields, []dicom.Tag{tag.ModalitiesInStudy, tag.StudyInstanceUID}) {
+		t.Errorf("include = %v", q.IncludeFields)
+	}
+	ix := newFixture(t)
+	res, err := ix.Find(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := uids(res, tag.StudyInstanceUID); !slices.Equal(got, []string{"1.1", "1.2"}) {
+		t.Errorf("got %v", got)
+	}
+	if _, err := FromIdentifier(ds(t, map[string]string{"QueryRetrieveLevel": "FRAME"})); err == nil {
+		t.Error("FRAME level accepted")
+	}
+}
+
+func TestInsertErrors(t *testing.T) {
+	ix := newFixture(t)
+	dup := record(t, fixture[0])
+	dup.BlobKey = "i/other"
+	if err := insert(t, ix, dup); !errors.Is(err, ErrDuplicate) {
+		t.Errorf("duplicate: %v", err)
+	}
+	moved := record(t, inst{"1.2", "1.1.1", "9.9", fixture[0].attrs})
+	if err := insert(t, ix, moved); !errors.Is(err, ErrConflict) {
+		t.Errorf("series in another study: %v", err)
+	}
+	r := record(t, inst{"1.9", "1.9.1", "1.9.1.1", nil})
+	r.Dataset.Delete(tag.SOPClassUID)
+	if err := insert(t, ix, r); !errors.Is(err, ErrMissingUID) {
+		t.Errorf("missing SOP class: %v", err)
+	}
+	// Failed inserts left nothing behind.
+	res, err := ix.Find(context.Background(), Query{Level: Study, Filters: map[dicom.Tag][]string{tag.StudyInstanceUID: {"1.9"}}})
+	if err != nil || len(res.Matches) != 0 {
+		t.Errorf("failed insert visible: %v %v", res.Matches, err)
+	}
+	res, err = ix.Find(context.Background(), Query{Level: Study, Filters: map[dicom.Tag][]string{tag.StudyInstanceUID: {"1.1"}}})
+	if err != nil || res.Matches[0].String(tag.NumberOfStudyRelatedInstances) != "3" {
+		t.Errorf("counts changed by a failed insert: %v", err)
+	}
+}
+
+func TestDelete(t *testing.T) {
+	ix := newFixture(t)
+	ctx := context.Background()
+	del := func(sop string) (InstanceRef, error) {
+		var ref InstanceRef
+		err := pgx.BeginFunc(ctx, ix.pool, func(tx pgx.Tx) (err error) {
+			ref, err = ix.Delete(ctx, tx, sop, "test")
+			return err
+		})
+		return ref, err
+	}
+	ref, err := del("1.1.2.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref.BlobKey != "i/1.1.2.1" || ref.StudyInstanceUID != "1.1" {
+		t.Errorf("ref = %+v", ref)
+	}
+	res, _ := ix.Find(ctx, Query{Level: Study, Filters: map[dicom.Tag][]string{tag.StudyInstanceUID: {"1.1"}}})
+	m := res.Matches[0]
+	if m.String(tag.ModalitiesInStudy) != "CT" || m.String(tag.NumberOfStudyRelatedSeries) != "1" || m.String(tag.NumberOfStudyRelatedInstances) != "2" {
+		t.Errorf("after delete: modalities %q series %q instances %q", m.String(tag.ModalitiesInStudy), m.String(tag.NumberOfStudyRelatedSeries), m.String(tag.NumberOfStudyRelatedInstances))
+	}
+	if _, err := del("1.1.2.1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("second delete: %v", err)
+	}
+	for _, sop := range []string{"1.1.1.1", "1.1.1.2"} {
+		if _, err := del(sop); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, _ = ix.Find(ctx, Query{Level: Study, Filters: map[dicom.Tag][]string{tag.StudyInstanceUID: {"1.1"}}})
+	if len(res.Matches) != 0 {
+		t.Error("empty study still listed")
+	}
+	var n int
+	if err := ix.pool.QueryRow(ctx, `SELECT count(*) FROM instance_tombstones WHERE study_instance_uid = '1.1'`).Scan(&n); err != nil || n != 3 {
+		t.Errorf("tombstones: %d, %v", n, err)
+	}
+	// The SOP instance can be stored again.
+	if err := insert(t, ix, record(t, fixture[0])); err != nil {
+		t.Errorf("re-insert after delete: %v", err)
+	}
+}
+
+func TestConcurrentInsertSameStudy(t *testing.T) {
+	ix := New(dbtest.New(t))
+	const n = 16
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for k := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			series := fmt.Sprintf("2.1.%d", k%4)
+			errs <- insert(t, ix, record(t, inst{"2.1", series, fmt.Sprintf("%s.%d", series, k), map[string]string{
+				"PatientID": "C1", "PatientName": "Con^Current", "Modality": []string{"CT", "MR"}[k%2]}}))
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := ix.Find(context.Background(), Query{Level: Study})
+	if err != nil || len(res.Matches) != 1 {
+		t.Fatalf("%d studies, %v", len(res.Matches), err)
+	}
+	m := res.Matches[0]
+	if m.String(tag.NumberOfStudyRelatedInstances) != "16" || m.String(tag.NumberOfStudyRelatedSeries) != "4" {
+		t.Errorf("counts: %q instances, %q series", m.String(tag.NumberOfStudyRelatedInstances), m.String(tag.NumberOfStudyRelatedSeries))
+	}
+	mods := m.Get(tag.ModalitiesInStudy).Strings()
+	slices.Sort(mods)
+	if !slices.Equal(mods, []string{"CT", "MR"}) {
+		t.Errorf("modalities %v", mods)
+	}
+}
+
+func TestMetadata(t *testing.T) {
+	ix := newFixture(t)
+	ctx := context.Background()
+	var buf bytes.Buffer
+	if err := ix.Metadata(ctx, &buf, "https://h/dicom-web", "1.1", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	var got []map[string]struct {
+		VR          string
+		Value       []string
+		BulkDataURI string
+	}
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, buf.Bytes())
+	}
+	if len(got) != 3 || got[0]["00080018"].Value[0] != "1.1.1.1" || got[2]["00080018"].Value[0] != "1.1.2.1" {
+		t.Errorf("metadata order/content: %s", buf.Bytes())
+	}
+	if u := got[0]["7FE00010"].BulkDataURI; u != "https://h/dicom-web/studies/1.1" {
+		t.Errorf("BulkDataURI = %q", u)
+	}
+	buf.Reset()
+	if err := ix.Metadata(ctx, &buf, "", "1.1", "1.1.1", "1.1.1.2"); err != nil || strings.Count(buf.String(), "00080018") != 1 {
+		t.Errorf("one instance: %v %s", err, buf.Bytes())
+	}
+	buf.Reset()
+	if err := ix.Metadata(ctx, &buf, "", "1.1", "1.2.1", ""); !errors.Is(err, ErrNotFound) || buf.Len() != 0 {
+		t.Errorf("series of another study: %v %q", err, buf.Bytes())
+	}
+}
+
+func TestInstancesAndFrames(t *testing.T) {
+	ix := newFixture(t)
+	ctx := context.Background()
+	tests := []struct {
+		level Level
+		uids  []string
+		want  int
+	}{
+		{Study, []string{"1.1"}, 3}, {Study, []string{"1.1", "1.2"}, 4}, {Series, []string{"1.1.1"}, 2},
+		{Instance, []string{"1.4.1.1"}, 1}, {Patient, []string{"P1"}, 3}, {Study, []string{"nope"}, 0},
+	}
+	for _, tc := range tests {
+		refs, err := ix.Instances(ctx, tc.level, tc.uids)
+		if err != nil || len(refs) != tc.want {
+			t.Errorf("%s %v: %d refs, %v", tc.level, tc.uids, len(refs), err)
+		}
+	}
+	refs, _ := ix.Instances(ctx, Study, []string{"1.1"})
+	if refs[0].SOPInstanceUID != "1.1.1.1" || refs[0].BlobKey != "i/1.1.1.1" || refs[0].Size != 80 {
+		t.Errorf("ref = %+v", refs[0])
+	}
+
+	// Native: frame k at a fixed stride.
+	fi, err := ix.Frames(ctx, "1.2.1.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := fi.Frame(2)
+	if err != nil || sp[0].Offset != 1000+2*512*512*2 {
+		t.Errorf("frame 3: %v %v", sp, err)
+	}
+	if _, err := fi.Frame(3); !errors.Is(err, ErrNotFound) {
+		t.Errorf("frame 4 of 3: %v", err)
+	}
+
+	// Encapsulated: fragments grouped by frame.
+	r := record(t, inst{"3.1", "3.1.1", "3.1.1.1", map[string]string{"NumberOfFrames": "2"}})
+	r.Frames = Frames{Fragments: []Span{{100, 10}, {118, 20}, {146, 30}}, FrameFragments: []int32{0, 2}}
+	if err := insert(t, ix, r); err != nil {
+		t.Fatal(err)
+	}
+	fi, err = ix.Frames(ctx, "3.1.1.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp, _ := fi.Frame(0); !slices.Equal(sp, []Span{{100, 10}, {118, 20}}) {
+		t.Errorf("frame 1 = %v", sp)
+	}
+	if sp, _ := fi.Frame(1); !slices.Equal(sp, []Span{{146, 30}}) {
+		t.Errorf("frame 2 = %v", sp)
+	}
+	if _, err := ix.Frames(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing: %v", err)
+	}
+}
