@@ -1,0 +1,200 @@
+package dicom
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// File is a DICOM Part 10 file (PS3.10 7): preamble, File Meta
+// Information and the data set.
+type File struct {
+	Preamble       []byte  // 128 bytes; nil if the source had none
+	Meta           Dataset // group 0002, always Explicit VR Little Endian
+	TransferSyntax TransferSyntax
+	Dataset        Dataset
+	// DatasetOffset is where the data set starts in the source, after the
+	// File Meta Information.
+	DatasetOffset int64
+}
+
+const (
+	preambleLen = 128
+	magic       = "DICM"
+)
+
+// ParseBytes parses a Part 10 file held in memory. Values alias b (no
+// copies) except where they must be converted: big endian values, and
+// every value of a deflated data set. Files without preamble or File Meta
+// Information are accepted, their encoding detected as dcmtk does.
+func ParseBytes(b []byte, opts ReadOptions) (*File, error) {
+	return newMemDecoder(b, opts).parseFile()
+}
+
+// Parse parses a Part 10 file from a stream. Values are copied; with
+// SkipBulk, bulk values are skipped (seeked past if r is an io.Seeker)
+// and never buffered. Offsets are counted from where r was positioned.
+func Parse(r io.Reader, opts ReadOptions) (*File, error) {
+	return newStreamDecoder(r, opts).parseFile()
+}
+
+func (d *decoder) parseFile() (*File, error) {
+	f := &File{}
+	head := d.peek(preambleLen + len(magic))
+	switch {
+	case len(head) == preambleLen+len(magic) && string(head[preambleLen:]) == magic:
+		f.Preamble = head[:preambleLen:preambleLen]
+		if d.br != nil {
+			f.Preamble = append([]byte(nil), f.Preamble...)
+		}
+		d.skip(preambleLen + int64(len(magic)))
+	case len(head) >= len(magic) && string(head[:len(magic)]) == magic:
+		d.skip(int64(len(magic)))
+	}
+	explicitLE := dsEncoding{}
+	if b := d.peek(4); len(b) == 4 && explicitLE.tag(b).Group() == 0x0002 {
+		if err := d.readMeta(&f.Meta); err != nil {
+			return nil, err
+		}
+	}
+	uid := strings.TrimRight(string(f.Meta.Get(TagTransferSyntaxUID).valueBytes()), " \x00")
+	ts, ok := LookupTransferSyntax(uid)
+	if !ok {
+		detected, ok := d.detect()
+		if !ok {
+			if f.Meta.Len() == 0 && f.Preamble == nil {
+				return nil, &ParseError{Offset: d.off, Err: ErrNotDICOM}
+			}
+			if d.atEOF() {
+				// Meta only: nothing to detect from.
+				detected, _ = LookupTransferSyntax(ExplicitVRLittleEndian)
+			} else {
+				return nil, &ParseError{Offset: d.off, Err: fmt.Errorf("%w: cannot tell the data set's encoding", ErrNotDICOM)}
+			}
+		}
+		if uid != "" {
+			// A transfer syntax we do not know (private): keep its UID,
+			// read it as detected; pixel data with undefined length will
+			// be taken as encapsulated.
+			detected = TransferSyntax{UID: uid, Name: uid, Implicit: detected.Implicit, Order: detected.Order, Encapsulated: true}
+		}
+		ts = detected
+	} else if !ts.Deflated && ts.Order == le {
+		// The meta can lie about implicit/explicit; the data tells.
+		if detected, ok := d.detect(); ok && detected.Order == ts.Order && detected.Implicit != ts.Implicit {
+			if !ts.Implicit && !ts.Encapsulated {
+				ts, _ = LookupTransferSyntax(ImplicitVRLittleEndian)
+			} else if ts.Implicit {
+				ts, _ = LookupTransferSyntax(ExplicitVRLittleEndian)
+			}
+		}
+	}
+	f.TransferSyntax = ts
+	f.DatasetOffset = d.off
+	if ts.Deflated {
+		d.inflate()
+	}
+	noHeader := f.Meta.Len() == 0 && f.Preamble == nil
+	err := d.readDataset(&f.Dataset, frame{en: encodingOf(ts), end: -1, top: true, stopAt: d.opts.StopAtTag})
+	if err != nil {
+		if noHeader && f.Dataset.Len() == 0 {
+			return nil, fmt.Errorf("%w: %w", ErrNotDICOM, err)
+		}
+		return nil, err
+	}
+	return f, nil
+}
+
+// valueBytes returns the element's value, or nil for a nil element.
+func (e *Element) valueBytes() []byte {
+	if e == nil {
+		return nil
+	}
+	return e.Value
+}
+
+// readMeta reads the File Meta Information: group 0002 elements, Explicit
+// VR Little Endian. The group length says where the group ends, but is
+// only trusted as far as the tags agree.
+func (d *decoder) readMeta(meta *Dataset) error {
+	metaEnd := int64(-1)
+	en := dsEncoding{}
+	for {
+		b := d.peek(8)
+		if len(b) < 4 || en.tag(b).Group() != 0x0002 {
+			return nil
+		}
+		if metaEnd >= 0 && d.off >= metaEnd {
+			// Past the declared length: only go on if the next element is
+			// certainly a meta element (a VR follows its tag).
+			if len(b) < 8 || !VR(uint16(b[4])<<8|uint16(b[5])).Valid() {
+				return nil
+			}
+		}
+		h, err := d.readHeader(en, 0)
+		if err != nil {
+			return err
+		}
+		if h.length == undefinedLength {
+			return d.errAt(h.offset, h.tag, ErrUndefinedLength)
+		}
+		e := Element{Tag: h.tag, VR: h.vr}
+		if h.vr == SQ {
+			return d.errAt(h.offset, h.tag, fmt.Errorf("%w: sequence in File Meta Information", ErrMalformed))
+		}
+		v, err := d.value(int64(h.length))
+		if err != nil {
+			return d.errAt(h.offset, h.tag, err)
+		}
+		e.Value = v
+		if h.tag == TagFileMetaInformationGroupLength && len(v) == 4 {
+			metaEnd = d.off + int64(le.Uint32(v))
+		}
+		meta.Set(e)
+	}
+}
+
+// detect guesses the encoding of the data set at the current offset from
+// its first element, as dcmtk does for files without (usable) meta: the
+// byte order from the tag group, explicit VR if a valid VR follows.
+func (d *decoder) detect() (TransferSyntax, bool) {
+	b := d.peek(8)
+	if len(b) < 8 {
+		return TransferSyntax{}, false
+	}
+	gLE := uint16(b[0]) | uint16(b[1])<<8
+	gBE := uint16(b[0])<<8 | uint16(b[1])
+	explicit := VR(uint16(b[4])<<8 | uint16(b[5])).Valid()
+	plausible := func(g uint16) bool { return g != 0 && g <= 0x0FFF || g == 0xFFFE }
+	switch {
+	case plausible(gLE) && (gLE <= gBE || !plausible(gBE)):
+		if explicit {
+			ts, _ := LookupTransferSyntax(ExplicitVRLittleEndian)
+			return ts, true
+		}
+		// Implicit: the 32-bit length must fit what is left.
+		if rem := d.remaining(); rem >= 0 && int64(le.Uint32(b[4:])) > rem-8 && le.Uint32(b[4:]) != undefinedLength {
+			return TransferSyntax{}, false
+		}
+		ts, _ := LookupTransferSyntax(ImplicitVRLittleEndian)
+		return ts, true
+	case plausible(gBE) && explicit:
+		ts, _ := LookupTransferSyntax(ExplicitVRBigEndian)
+		return ts, true
+	}
+	return TransferSyntax{}, false
+}
+
+// NewFileMeta returns File Meta Information for an instance: version,
+// SOP class and instance, transfer syntax and Medimint's implementation
+// identification (the group length is computed when written).
+func NewFileMeta(sopClassUID, sopInstanceUID, transferSyntaxUID string) Dataset {
+	var m Dataset
+	m.Set(Element{Tag: NewTag(0x0002, 0x0001), VR: OB, Value: []byte{0x00, 0x01}})
+	m.Set(NewStrings(TagMediaStorageSOPClassUID, UI, sopClassUID))
+	m.Set(NewStrings(TagMediaStorageSOPInstanceUID, UI, sopInstanceUID))
+	m.Set(NewStrings(TagTransferSyntaxUID, UI, transferSyntaxUID))
+	m.Set(NewStrings(NewTag(0x0002, 0x0012), UI, ImplementationClassUID))
+	m.Set(NewStrings(NewTag(0x0002, 0x0013), SH, ImplementationVersionName))
+	return m
+}
