@@ -171,4 +171,3 @@ func FuzzInterpret(f *testing.F) {
 		_, _ = Interpret(Transaction{EnvelopeXDR: env})
 	})
 }
-
