@@ -176,10 +176,17 @@ func NewWriterSize(w io.Writer, dek, aad []byte, chunkSize int) (*Writer, error)
 	if chunkSize <= 0 || chunkSize > MaxChunkSize {
 		return nil, fmt.Errorf("envelope: chunk size %d out of range", chunkSize)
 	}
-	h := header{chunkSize: chunkSize}
-	if _, err := rand.Read(h.prefix[:]); err != nil {
+	var prefix [noncePrefixSize]byte
+	if _, err := rand.Read(prefix[:]); err != nil {
 		return nil, fmt.Errorf("envelope: nonce prefix: %w", err)
 	}
+	return newWriter(w, dek, aad, chunkSize, prefix)
+}
+
+// newWriter is NewWriterSize with a chosen nonce prefix, for reproducible
+// test vectors. Everything else must use a random prefix.
+func newWriter(w io.Writer, dek, aad []byte, chunkSize int, prefix [noncePrefixSize]byte) (*Writer, error) {
+	h := header{chunkSize: chunkSize, prefix: prefix}
 	hdr := h.marshal()
 	s, err := newSealer(dek, h, hdr, aad)
 	if err != nil {
