@@ -71,8 +71,8 @@ func FromIdentifier(id *dicom.Dataset) (Query, error) {
 			continue
 		}
 		var vals []string
-		for _, v := range e.Strings() {
-			if v = toUTF8(v); v != "" {
+		for v := range strings.SplitSeq(text(id, e.Tag), `\`) {
+			if v != "" {
 				vals = append(vals, v)
 			}
 		}

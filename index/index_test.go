@@ -329,6 +329,29 @@ func TestFromIdentifier(t *testing.T) {
 	}
 }
 
+func TestCharacterSet(t *testing.T) {
+	ix := New(dbtest.New(t))
+	r := record(t, inst{"4.1", "4.1.1", "4.1.1.1", map[string]string{"SpecificCharacterSet": "ISO_IR 100", "PatientID": "L1"}})
+	r.Dataset.Set(dicom.Element{Tag: tag.PatientName, VR: dicom.PN, Value: []byte("M\xfcller^J\xfcrgen")})
+	if err := insert(t, ix, r); err != nil {
+		t.Fatal(err)
+	}
+	// A C-FIND identifier in Latin-1 too.
+	id := ds(t, map[string]string{"QueryRetrieveLevel": "STUDY", "SpecificCharacterSet": "ISO_IR 100"})
+	id.Set(dicom.Element{Tag: tag.PatientName, VR: dicom.PN, Value: []byte("m\xfcller*")})
+	q, err := FromIdentifier(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ix.Find(context.Background(), q)
+	if err != nil || len(res.Matches) != 1 {
+		t.Fatalf("%d matches, %v", len(res.Matches), err)
+	}
+	if got := res.Matches[0].String(tag.PatientName); got != "Müller^Jürgen" {
+		t.Errorf("PatientName = %q", got)
+	}
+}
+
 func TestInsertErrors(t *testing.T) {
 	ix := newFixture(t)
 	dup := record(t, fixture[0])

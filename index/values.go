@@ -9,18 +9,26 @@ import (
 	"github.com/medimint/medimint/dicom"
 )
 
-// text returns the value of t as UTF-8 with its values joined by
-// backslashes, "" when absent. Values that are not UTF-8 are taken as
-// ISO 8859-1 (ISO_IR 100), the commonest single-byte character set, so
-// that Postgres (UTF-8) accepts them.
+// text returns the value of t converted to UTF-8 from the data set's
+// Specific Character Set, its values joined by backslashes, "" when
+// absent. An unknown character set decodes as the default repertoire
+// (bytes above 0x7F as ISO 8859-1), so indexing never fails on it.
 func text(ds *dicom.Dataset, t dicom.Tag) string {
 	e := ds.Get(t)
-	if e == nil {
+	if e == nil || len(e.Value) == 0 {
 		return ""
 	}
-	return toUTF8(strings.Join(e.Strings(), `\`))
+	cs, _ := ds.CharacterSet(nil) // lenient: a usable set comes back with the error
+	s, err := cs.Decode(e.Value, e.VR)
+	if err != nil {
+		s = toUTF8(string(e.Value))
+	}
+	e2 := dicom.Element{Tag: e.Tag, VR: e.VR, Value: []byte(s)}
+	return toUTF8(strings.Join(e2.Strings(), `\`))
 }
 
+// toUTF8 makes s acceptable to Postgres text: no NULs, valid UTF-8 (bytes
+// that are not are taken as ISO 8859-1).
 func toUTF8(s string) string {
 	s = strings.ReplaceAll(s, "\x00", "")
 	if utf8.ValidString(s) {
