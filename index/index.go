@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -85,6 +86,9 @@ type Record struct {
 	// bulk data, BulkDataURIs starting with BaseURIPlaceholder.
 	Metadata []byte
 	Frames   Frames
+	// Bulk locates bulk values by element path (ElementPath.String(), as
+	// in the BulkDataURIs of Metadata).
+	Bulk map[string]Span
 }
 
 // InstanceRef is what retrieval needs to know of an instance.
@@ -259,9 +263,17 @@ RETURNING pk`,
 	if meta == nil {
 		meta = []byte("{}")
 	}
+	bulk := make(map[string][2]int64, len(r.Bulk))
+	for k, v := range r.Bulk {
+		bulk[k] = [2]int64{v.Offset, v.Length}
+	}
+	bulkJSON, err := json.Marshal(bulk)
+	if err != nil {
+		return fmt.Errorf("index: bulk map: %w", err)
+	}
 	if _, err := tx.Exec(ctx, `
-INSERT INTO instance_data (instance_pk, metadata, pixel_offset, frame_length, fragment_offsets, fragment_lengths, frame_fragments)
-VALUES ($1, $2, $3, $4, $5, $6, $7)`, instPK, meta, pixOff, frameLen, fragOffs, fragLens, frameFrags); err != nil {
+INSERT INTO instance_data (instance_pk, metadata, pixel_offset, frame_length, fragment_offsets, fragment_lengths, frame_fragments, bulk)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, instPK, meta, pixOff, frameLen, fragOffs, fragLens, frameFrags, string(bulkJSON)); err != nil {
 		return fmt.Errorf("index: add instance data: %w", err)
 	}
 

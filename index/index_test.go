@@ -74,6 +74,7 @@ func record(t testing.TB, in inst) *Record {
 		BlobKey: "i/" + in.sop, BlobSize: 100, Size: 80, CiphertextSHA256: []byte{1}, PlaintextSHA256: []byte{2},
 		Metadata: []byte(`{"00080018":{"vr":"UI","Value":["` + in.sop + `"]},"7FE00010":{"vr":"OW","BulkDataURI":"` + BaseURIPlaceholder + `/studies/` + in.study + `"}}`),
 		Frames:   Frames{PixelOffset: 1000, FrameLength: 512 * 512 * 2},
+		Bulk:     map[string]Span{"7FE00010": {1000, 3 * 512 * 512 * 2}, "00540016/0/00181072": {500, 2048}},
 	}
 }
 
@@ -544,5 +545,14 @@ func TestInstancesAndFrames(t *testing.T) {
 	}
 	if _, err := ix.Frames(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("missing: %v", err)
+	}
+
+	// Bulk data by element path.
+	ref, sp2, err := ix.Bulk(ctx, "1.2.1.1", "00540016/0/00181072")
+	if err != nil || sp2 != (Span{500, 2048}) || ref.SOPInstanceUID != "1.2.1.1" {
+		t.Errorf("bulk: %+v %v %v", ref, sp2, err)
+	}
+	if _, _, err := ix.Bulk(ctx, "1.2.1.1", "00280010"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("bulk of a non-bulk path: %v", err)
 	}
 }

@@ -157,3 +157,25 @@ WHERE i.sop_instance_uid = $1`, sopUID), &pixOff, &frameLen, &offs, &lens, &fi.F
 	}
 	return fi, nil
 }
+
+// Bulk returns the instance sopUID and where the bulk value at path (an
+// ElementPath.String(), e.g. "7FE00010") lies in its plaintext, or
+// ErrNotFound.
+func (ix *Index) Bulk(ctx context.Context, sopUID, path string) (InstanceRef, Span, error) {
+	var span []int64
+	ref, err := scanRef(ix.pool.QueryRow(ctx, `SELECT `+refColumns+`,
+    ARRAY(SELECT jsonb_array_elements_text(d.bulk -> $2)::bigint)
+FROM instances i JOIN series se ON se.pk = i.series_pk JOIN studies s ON s.pk = i.study_pk
+JOIN instance_data d ON d.instance_pk = i.pk
+WHERE i.sop_instance_uid = $1`, sopUID, path), &span)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return InstanceRef{}, Span{}, fmt.Errorf("%w: instance %s", ErrNotFound, sopUID)
+	}
+	if err != nil {
+		return InstanceRef{}, Span{}, fmt.Errorf("index: bulk of %s: %w", sopUID, err)
+	}
+	if len(span) != 2 {
+		return InstanceRef{}, Span{}, fmt.Errorf("%w: bulk data %s of %s", ErrNotFound, path, sopUID)
+	}
+	return ref, Span{span[0], span[1]}, nil
+}
