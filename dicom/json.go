@@ -200,6 +200,9 @@ func EncodeJSONArray(w io.Writer, datasets []*Dataset, opts *JSONOptions) error 
 	return a.Close()
 }
 
+// jsonTagTrailingPadding is Data Set Trailing Padding (FFFC,FFFC).
+const jsonTagTrailingPadding Tag = 0xFFFCFFFC
+
 // jsonFlushSize is the buffered output at which a streaming encoder writes.
 const jsonFlushSize = 32 << 10
 
@@ -248,9 +251,10 @@ func (s *jsonEncodeState) dataset(ds *Dataset, parent *CharacterSet) error {
 	if ds != nil {
 		for i := range ds.Elements {
 			e := &ds.Elements[i]
-			// PS3.18 F.2: group lengths are not part of the JSON model, and
-			// item/delimitation tags are encoding artefacts.
-			if e.Tag.IsGroupLength() || e.Tag.Group() == 0xFFFE {
+			// PS3.18 F.2: group lengths are not part of the JSON model;
+			// item/delimitation tags and Data Set Trailing Padding
+			// (FFFC,FFFC) are encoding artefacts.
+			if e.Tag.IsGroupLength() || e.Tag.Group() == 0xFFFE || e.Tag == jsonTagTrailingPadding {
 				continue
 			}
 			if !first {
@@ -291,6 +295,10 @@ func (s *jsonEncodeState) element(e *Element, cs *CharacterSet) error {
 		err = s.encapsulated(e)
 	case e.Value == nil && e.Bulk != nil:
 		err = s.bulkURIRequired(e)
+	case e.Tag == TagSpecificCharacterSet:
+		// The JSON is UTF-8 whatever the source was, so it says so, as
+		// dcm2json does (even for an empty value, the default repertoire).
+		s.buf = append(s.buf, `,"Value":["ISO_IR 192"]`...)
 	case len(e.Value) == 0:
 		// Empty value: no "Value" member (PS3.18 F.2.5).
 	case vr.IsBulk():
@@ -619,7 +627,7 @@ func (s *jsonEncodeState) personNames(e *Element, cs *CharacterSet) error {
 		return err
 	}
 	v = jsonTrimTrailing(v, PN)
-	if len(v) == 0 {
+	if jsonPNEmpty(v) {
 		return nil
 	}
 	s.buf = append(s.buf, `,"Value":[`...)
@@ -630,8 +638,7 @@ func (s *jsonEncodeState) personNames(e *Element, cs *CharacterSet) error {
 			s.buf = append(s.buf, ',')
 		}
 		first = false
-		name = jsonTrimTrailing(name, PN)
-		if len(name) == 0 || jsonAllEquals(name) {
+		if jsonPNEmpty(name) {
 			s.buf = append(s.buf, "null"...)
 		} else {
 			s.buf = append(s.buf, '{')
@@ -645,6 +652,9 @@ func (s *jsonEncodeState) personNames(e *Element, cs *CharacterSet) error {
 					// rather than lose it.
 					group, name = name, nil
 				}
+				// Trailing empty components are insignificant (PS3.5
+				// 6.2.1.1): "Smith^^^" is "Smith", as dcm2json writes it.
+				group = jsonTrimCarets(group)
 				if len(group) == 0 {
 					continue
 				}
@@ -670,11 +680,6 @@ func (s *jsonEncodeState) personNames(e *Element, cs *CharacterSet) error {
 // plain ASCII (the common case, no allocation), else decoded from the data
 // set's character set.
 func (s *jsonEncodeState) text(e *Element, cs *CharacterSet) ([]byte, error) {
-	if e.Tag == TagSpecificCharacterSet {
-		// The JSON is UTF-8 whatever the source was, so it says so, as
-		// dcm2json does.
-		return []byte("ISO_IR 192"), nil
-	}
 	if jsonIsPlainASCII(e.Value) {
 		return e.Value, nil
 	}
@@ -696,13 +701,27 @@ func jsonIsPlainASCII(b []byte) bool {
 	return true
 }
 
-func jsonAllEquals(b []byte) bool {
+// jsonPNEmpty reports whether a person name value (or several) has no
+// characters but delimiters and padding.
+func jsonPNEmpty(b []byte) bool {
 	for _, c := range b {
-		if c != '=' {
+		switch c {
+		case '=', '^', ' ', 0:
+		default:
 			return false
 		}
 	}
 	return true
+}
+
+// jsonTrimCarets drops trailing component delimiters and padding from a
+// component group.
+func jsonTrimCarets(b []byte) []byte {
+	n := len(b)
+	for n > 0 && (b[n-1] == '^' || b[n-1] == ' ' || b[n-1] == 0) {
+		n--
+	}
+	return b[:n]
 }
 
 func jsonHasBackslash(b []byte) bool {

@@ -262,7 +262,7 @@ func TestJSONRoundTrip(t *testing.T) {
 		NewStrings(0x00080054, AE, "STORESCP"),
 		NewStrings(0x00081030, LO, "Étude du crâne"),
 		NewStrings(0x00080050, SH, ""),
-		NewStrings(0x00100010, PN, "Yamada^Tarou=山田^太郎=やまだ^たろう", "", "=I", "A^B^^^"),
+		NewStrings(0x00100010, PN, "Yamada^Tarou=山田^太郎=やまだ^たろう", "", "=I", "A^B"),
 		NewStrings(0x00101010, AS, "030Y"),
 		NewStrings(0x00180050, DS, "+1.5", ".5", "5.", "1e3", "-0", "0.000000", "1E+02"),
 		NewStrings(0x00200013, IS, "+12", "-3", "007"),

@@ -73,7 +73,7 @@ func TestJSONEncode(t *testing.T) {
 		{"person names", jsonDS(NewStrings(TagSpecificCharacterSet, CS, "ISO_IR 192"), NewStrings(0x00100010, PN,
 			"Yamada^Tarou=山田^太郎=やまだ^たろう", "", "=Ide", "Smith^J^^^", "==")), nil,
 			`{"00080005":{"vr":"CS","Value":["ISO_IR 192"]},"00100010":{"vr":"PN","Value":[{"Alphabetic":"Yamada^Tarou","Ideographic":"山田^太郎","Phonetic":"やまだ^たろう"},` +
-				`null,{"Ideographic":"Ide"},{"Alphabetic":"Smith^J^^^"},null]}}`},
+				`null,{"Ideographic":"Ide"},{"Alphabetic":"Smith^J"},null]}}`},
 		{"DS and IS", jsonDS(
 			NewStrings(0x00180050, DS, "1.5", " -0.25 ", "1e3", "1E+02", "+1", ".5", "5.", "007", ""),
 			NewStrings(0x00200013, IS, "12", "-3", "+4", "007"),
