@@ -25,10 +25,11 @@ var knownCIDs = []struct {
 	{"one chunk of zeros", ChunkSize, zeros(ChunkSize), "bafkreiekhhjkxu4ztk3tyng3er3ijhg56mb44oe3gwbgquhzu4afrg2ksa"},
 	{"one chunk + 1 of zeros", ChunkSize + 1, zeros(ChunkSize + 1), "bafybeigllfqgfpqydppr6cmv56g7ax4wyhruzswvcefv6j5kj77nzttfki"},
 	{"175 chunks of zeros", 175 * ChunkSize, zeros(175 * ChunkSize), "bafybeigfps5vzivfspwgm3uwsfyl5s6bn3ysh7uqidgauxgopw4yi66lse"},
-	{"pseudo 1 MiB", 1 << 20, pseudoN(1 << 20), "bafybeibtmpnvbud77ec43dgkcxwgracqqg6z45ffl2uitwq55ap26x4yxu"},
-	{"pseudo 174 chunks", MaxLinks * ChunkSize, pseudoN(MaxLinks * ChunkSize), "bafybeihyyers3tc7z6yfqkxli6jzuk6pxfnahb7zgu62tvtuadhtwrqd4q"},
-	{"pseudo 174 chunks + 1", MaxLinks*ChunkSize + 1, pseudoN(MaxLinks*ChunkSize + 1), "bafybeihtvko24k2oihwj2uwonxg5jpwo6wv6qfghbaah4lmxz3dwpzypk4"},
-	{"pseudo 50 MiB", 50 << 20, pseudoN(50 << 20), "bafybeih5f4pcmjozjwtzd3g3l74azkrqsybmz2aypaels7osjax3mtymtm"},
+	{"pseudo 1 MiB", 1 << 20, pseudoN(1 << 20), "bafybeidqgj55gdnqeywrfhhlkw37uo23ntfjfjfppyorsgmfn6lyjbld2m"},
+	{"pseudo 174 chunks", MaxLinks * ChunkSize, pseudoN(MaxLinks * ChunkSize), "bafybeiajusnsji2vr57wjlu7u5ti46gnrpecmsz2rqd762hif6z3zjwbs4"},
+	{"pseudo 174 chunks + 1", MaxLinks*ChunkSize + 1, pseudoN(MaxLinks*ChunkSize + 1), "bafybeib2tzwgpp4i4v5n3koe73flojribasiv4bzytfwsqt3yxlxloerce"},
+	{"pseudo 50 MiB", 50 << 20, pseudoN(50 << 20), "bafybeifv7p2tvqwjwb7ba6pi5cyarhz5mposiv5buvff253wa7molwg2cq"},
+	{"pseudo 2*174 chunks + 3", 2*MaxLinks*ChunkSize + 3, pseudoN(2*MaxLinks*ChunkSize + 3), "bafybeih72qot7whzwjtul7mgxdy37zmoweiv6spq4o5fd5ipkk6mx7zfhe"},
 }
 
 func zeros(n int64) func() io.Reader {

@@ -1,41 +1,24 @@
 package pinning
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/sha256"
-	"encoding/binary"
 	"io"
 )
 
-// pseudo is a deterministic byte stream anyone can regenerate to check the
-// known CIDs with Kubo: block i is SHA-256("medimint pinning test" ||
-// uint64 big-endian i), concatenated and cut to n bytes.
-type pseudo struct {
-	i   uint64
-	buf []byte
-	n   int64
-}
-
-func newPseudo(n int64) io.Reader { return &pseudo{n: n} }
-
-func (p *pseudo) Read(b []byte) (int, error) {
-	if p.n <= 0 {
-		return 0, io.EOF
+// newPseudo returns n deterministic pseudo-random bytes that anyone can
+// regenerate to check the known CIDs with Kubo: the AES-256-CTR keystream
+// under key SHA-256("medimint pinning test") and an all-zero IV, i.e.
+//
+//	openssl enc -aes-256-ctr -K $(printf 'medimint pinning test' | sha256sum | cut -c1-64) \
+//	  -iv 00000000000000000000000000000000 -in /dev/zero | head -c N
+func newPseudo(n int64) io.Reader {
+	key := sha256.Sum256([]byte("medimint pinning test"))
+	block, err := aes.NewCipher(key[:])
+	if err != nil {
+		panic(err)
 	}
-	if int64(len(b)) > p.n {
-		b = b[:p.n]
-	}
-	n := 0
-	for n < len(b) {
-		if len(p.buf) == 0 {
-			in := binary.BigEndian.AppendUint64([]byte("medimint pinning test"), p.i)
-			sum := sha256.Sum256(in)
-			p.buf = sum[:]
-			p.i++
-		}
-		c := copy(b[n:], p.buf)
-		p.buf = p.buf[c:]
-		n += c
-	}
-	p.n -= int64(n)
-	return n, nil
+	s := cipher.NewCTR(block, make([]byte, aes.BlockSize))
+	return io.LimitReader(cipher.StreamReader{S: s, R: zeroReader{}}, n)
 }
