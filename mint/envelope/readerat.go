@@ -4,12 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // ReaderAt decrypts arbitrary plaintext ranges of a ciphertext written by
 // Writer, reading and authenticating only the chunks a range touches. It
 // serves HTTP Range requests: io.NewSectionReader(ra, off, n). It is safe
 // for concurrent use if the underlying io.ReaderAt is.
+//
+// It keeps the last chunk it decrypted, so sequential reads smaller than a
+// chunk (io.Copy's 32 KiB) fetch and authenticate each chunk once.
 type ReaderAt struct {
 	r      io.ReaderAt
 	s      *sealer
@@ -17,6 +21,10 @@ type ReaderAt struct {
 	ctSize int64
 	size   int64 // plaintext
 	chunks int64
+
+	mu     sync.Mutex
+	cacheK int64  // index of the chunk in cache, -1 if none
+	cache  []byte // its plaintext; replaced, never written to
 }
 
 // NewReaderAt reads the header of the ctSize-byte ciphertext in r. ctSize
@@ -46,6 +54,7 @@ func NewReaderAt(r io.ReaderAt, ctSize int64, dek, aad []byte) (*ReaderAt, error
 	ra := &ReaderAt{
 		r: r, s: s, chunk: h.chunkSize, ctSize: ctSize, size: size,
 		chunks: max(1, (size+int64(h.chunkSize)-1)/int64(h.chunkSize)),
+		cacheK: -1,
 	}
 	if _, err := ra.openChunk(ra.chunks-1, make([]byte, h.chunkSize+Overhead), nil); err != nil {
 		return nil, err
@@ -82,12 +91,10 @@ func (ra *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		}
 		return 0, io.EOF
 	}
-	ct := make([]byte, ra.chunk+Overhead)
-	plain := make([]byte, 0, ra.chunk)
 	n := 0
 	for n < len(p) && off < ra.size {
 		k := off / int64(ra.chunk)
-		pt, err := ra.openChunk(k, ct, plain[:0])
+		pt, err := ra.chunkAt(k)
 		if err != nil {
 			return n, err
 		}
@@ -99,4 +106,23 @@ func (ra *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// chunkAt returns chunk k's plaintext, from the cache if it is there.
+func (ra *ReaderAt) chunkAt(k int64) ([]byte, error) {
+	ra.mu.Lock()
+	if ra.cacheK == k {
+		pt := ra.cache
+		ra.mu.Unlock()
+		return pt, nil
+	}
+	ra.mu.Unlock()
+	pt, err := ra.openChunk(k, make([]byte, ra.chunk+Overhead), nil)
+	if err != nil {
+		return nil, err
+	}
+	ra.mu.Lock()
+	ra.cacheK, ra.cache = k, pt
+	ra.mu.Unlock()
+	return pt, nil
 }

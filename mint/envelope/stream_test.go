@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	mrand "math/rand/v2"
+	"sync"
 	"testing"
 	"testing/iotest"
 )
@@ -259,6 +260,21 @@ func TestReaderAt(t *testing.T) {
 				t.Fatalf("n=%d range [%d,+%d): wrong plaintext", tc.n, off, n)
 			}
 		}
+		// Small sequential reads (served from the chunk cache) and
+		// concurrent readers see the same plaintext.
+		var wg sync.WaitGroup
+		for g := range 3 {
+			wg.Go(func() {
+				var got bytes.Buffer
+				if _, err := io.CopyBuffer(&got, io.NewSectionReader(ra, 0, ra.Size()), make([]byte, 1000+g*7777)); err != nil {
+					t.Error(err)
+				}
+				if !bytes.Equal(got.Bytes(), plain) {
+					t.Errorf("n=%d: sequential read %d differs", tc.n, g)
+				}
+			})
+		}
+		wg.Wait()
 		// Reading past the end reports io.EOF with the bytes that exist.
 		p := make([]byte, 10)
 		k, err := ra.ReadAt(p, max(0, int64(tc.n)-3))

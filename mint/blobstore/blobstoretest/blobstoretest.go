@@ -222,6 +222,31 @@ func Run(t *testing.T, s blobstore.BlobStore) {
 		rc.Close()
 	})
 
+	t.Run("ReaderAt", func(t *testing.T) {
+		data := pseudoBytes(t, 70000, 11)
+		put(t, s, "readerat/k", data)
+		ra, err := blobstore.NewReaderAt(ctx, s, "readerat/k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ra.Size() != int64(len(data)) {
+			t.Fatalf("Size = %d", ra.Size())
+		}
+		for _, tc := range []struct{ off, n int }{{0, 100}, {65530, 20}, {69990, 10}, {0, 70000}} {
+			got, err := io.ReadAll(io.NewSectionReader(ra, int64(tc.off), int64(tc.n)))
+			if err != nil || !bytes.Equal(got, data[tc.off:tc.off+tc.n]) {
+				t.Errorf("range [%d,+%d): %v", tc.off, tc.n, err)
+			}
+		}
+		p := make([]byte, 20)
+		if n, err := ra.ReadAt(p, 69990); n != 10 || err != io.EOF {
+			t.Errorf("ReadAt across end = %d, %v", n, err)
+		}
+		if _, err := blobstore.NewReaderAt(ctx, s, "readerat/absent"); !errors.Is(err, blobstore.ErrNotFound) {
+			t.Errorf("NewReaderAt of absent key: %v", err)
+		}
+	})
+
 	t.Run("List", func(t *testing.T) {
 		keys := []string{"list/s1/i1", "list/s1/i2", "list/s10/i1", "list/s2/x/y", "list/t"}
 		for _, k := range keys {
