@@ -2,6 +2,7 @@ package wallet
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"github.com/stellar/go-stellar-sdk/keypair"
 	"github.com/stellar/go-stellar-sdk/protocols/horizon"
 	"github.com/stellar/go-stellar-sdk/txnbuild"
+	"github.com/stellar/go-stellar-sdk/xdr"
 )
 
 // Submission is one transaction's worth of operations. The transaction's
@@ -133,7 +135,12 @@ func (s *Sponsor) CreateAccounts(ctx context.Context, keys ...*keypair.Full) ([]
 		ops, signers = nil, nil
 		return nil
 	}
+	seen := map[string]bool{}
 	for _, kp := range keys {
+		if seen[kp.Address()] {
+			continue
+		}
+		seen[kp.Address()] = true
 		exists, err := s.AccountExists(ctx, kp.Address())
 		if err != nil {
 			return results, err
@@ -364,7 +371,7 @@ func (s *Sponsor) lookup(ctx context.Context, res Result) (out outcome, r Result
 	r = fill(res, tx)
 	if !tx.Successful {
 		return applied, r, true, &TxError{Hash: res.Hash, Applied: true, ResultXDR: tx.ResultXdr,
-			Codes: horizon.TransactionResultCodes{TransactionCode: "tx_failed"}}
+			Codes: decodeCodes(tx.ResultXdr)}
 	}
 	return applied, r, true, nil
 }
@@ -412,6 +419,35 @@ func fill(res Result, tx horizon.Transaction) Result {
 	res.ResultXDR = tx.ResultXdr
 	res.FeeCharged = tx.FeeCharged
 	return res
+}
+
+// decodeCodes summarises a failed result: the transaction code and, per
+// operation, its type and result code (stellar-core's numbering).
+func decodeCodes(resultXDR string) horizon.TransactionResultCodes {
+	var r xdr.TransactionResult
+	if err := xdr.SafeUnmarshalBase64(resultXDR, &r); err != nil {
+		return horizon.TransactionResultCodes{TransactionCode: "undecodable result"}
+	}
+	c := horizon.TransactionResultCodes{TransactionCode: r.Result.Code.String()}
+	if inner, ok := r.Result.GetInnerResultPair(); ok {
+		c.InnerTransactionCode = inner.Result.Result.Code.String()
+	}
+	ops, _ := r.OperationResults()
+	for _, op := range ops {
+		tr, ok := op.GetTr()
+		if !ok {
+			c.OperationCodes = append(c.OperationCodes, op.Code.String())
+			continue
+		}
+		// Every operation result union starts with its int32 code.
+		b, err := tr.MarshalBinary()
+		code := int32(0)
+		if err == nil && len(b) >= 8 {
+			code = int32(binary.BigEndian.Uint32(b[4:8]))
+		}
+		c.OperationCodes = append(c.OperationCodes, fmt.Sprintf("%s(%d)", tr.Type, code))
+	}
+	return c
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
