@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -35,6 +37,9 @@ type S3Config struct {
 	// PartSize is the multipart upload part size; objects no larger are
 	// sent in one PutObject. Default 16 MiB, minimum 5 MiB (S3's limit).
 	PartSize int64
+	// Concurrency is how many parts upload at once (default 4); Put
+	// holds up to Concurrency part buffers.
+	Concurrency int
 }
 
 const (
@@ -43,13 +48,14 @@ const (
 	maxParts        = 10000
 )
 
-// S3 stores objects in an S3 bucket. Put buffers one part in memory at a
-// time, so memory use is bounded by PartSize regardless of object size.
+// S3 stores objects in an S3 bucket. Put holds at most Concurrency parts
+// in memory, so memory use is bounded regardless of object size.
 type S3 struct {
-	client   *s3.Client
-	bucket   string
-	prefix   string
-	partSize int64
+	client      *s3.Client
+	bucket      string
+	prefix      string
+	partSize    int64
+	concurrency int
 }
 
 // NewS3 builds a store from cfg.
@@ -59,6 +65,9 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 	}
 	if cfg.PartSize == 0 {
 		cfg.PartSize = defaultPartSize
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 4
 	}
 	if cfg.PartSize < minPartSize {
 		return nil, fmt.Errorf("blobstore: s3: part size %d below S3's minimum %d", cfg.PartSize, minPartSize)
@@ -83,7 +92,7 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 		// have none; that is not worth a log line per GET.
 		o.DisableLogOutputChecksumValidationSkipped = true
 	})
-	return &S3{client: client, bucket: cfg.Bucket, prefix: cfg.Prefix, partSize: cfg.PartSize}, nil
+	return &S3{client: client, bucket: cfg.Bucket, prefix: cfg.Prefix, partSize: cfg.PartSize, concurrency: cfg.Concurrency}, nil
 }
 
 // Client returns the underlying client, e.g. for bucket administration.
@@ -136,8 +145,9 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 	return total, nil
 }
 
-// putMultipart uploads buf (a full first part) and the rest of r.
-func (s *S3) putMultipart(ctx context.Context, k *string, r io.Reader, buf []byte) (total int64, err error) {
+// putMultipart uploads first (a full part) and the rest of r, with up to
+// s.concurrency parts in flight, each in its own buffer.
+func (s *S3) putMultipart(ctx context.Context, k *string, r io.Reader, first []byte) (total int64, err error) {
 	// Every part carries a CRC32C the service verifies; the completed
 	// object's checksum is composed from them.
 	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
@@ -158,35 +168,79 @@ func (s *S3) putMultipart(ctx context.Context, k *string, r io.Reader, buf []byt
 			}
 		}
 	}()
-	var parts []types.CompletedPart
-	n := len(buf)
+
+	uctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		parts    []types.CompletedPart
+		firstErr error
+	)
+	fail := func(e error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = e
+			cancel()
+		}
+		mu.Unlock()
+	}
+	failed := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return firstErr != nil
+	}
+	// free holds buffers for the next part; nil means not yet allocated.
+	free := make(chan []byte, s.concurrency)
+	for range s.concurrency - 1 {
+		free <- nil
+	}
+	buf, n := first, len(first)
 	for num := int32(1); ; num++ {
 		if num > maxParts {
-			return 0, fmt.Errorf("object exceeds %d parts of %d bytes", maxParts, len(buf))
-		}
-		out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
-			Bucket: aws.String(s.bucket), Key: k, UploadId: up.UploadId,
-			PartNumber: aws.Int32(num), Body: bytes.NewReader(buf[:n]), ContentLength: aws.Int64(int64(n)),
-			ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
-		})
-		if err != nil {
-			return 0, fmt.Errorf("upload part %d: %w", num, err)
-		}
-		total += int64(n)
-		parts = append(parts, types.CompletedPart{
-			ETag: out.ETag, PartNumber: aws.Int32(num), ChecksumCRC32C: out.ChecksumCRC32C,
-		})
-		n, err = io.ReadFull(ctxReader{ctx, r}, buf)
-		if errors.Is(err, io.EOF) {
+			fail(fmt.Errorf("object exceeds %d parts of %d bytes", maxParts, len(buf)))
 			break
 		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			err = nil
+		total += int64(n)
+		wg.Add(1)
+		go func(num int32, part []byte) {
+			defer wg.Done()
+			defer func() { free <- part[:cap(part)] }()
+			out, err := s.client.UploadPart(uctx, &s3.UploadPartInput{
+				Bucket: aws.String(s.bucket), Key: k, UploadId: up.UploadId,
+				PartNumber: aws.Int32(num), Body: bytes.NewReader(part), ContentLength: aws.Int64(int64(len(part))),
+				ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
+			})
+			if err != nil {
+				fail(fmt.Errorf("upload part %d: %w", num, err))
+				return
+			}
+			mu.Lock()
+			parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num), ChecksumCRC32C: out.ChecksumCRC32C})
+			mu.Unlock()
+		}(num, buf[:n])
+
+		if buf = <-free; buf == nil {
+			buf = make([]byte, s.partSize)
 		}
-		if err != nil {
-			return 0, err
+		if failed() {
+			break
+		}
+		var rerr error
+		n, rerr = io.ReadFull(ctxReader{ctx, r}, buf)
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil && !errors.Is(rerr, io.ErrUnexpectedEOF) {
+			fail(rerr)
+			break
 		}
 	}
+	wg.Wait()
+	if firstErr != nil {
+		return 0, firstErr
+	}
+	slices.SortFunc(parts, func(a, b types.CompletedPart) int { return int(*a.PartNumber - *b.PartNumber) })
 	if _, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket: aws.String(s.bucket), Key: k, UploadId: up.UploadId,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},

@@ -21,7 +21,7 @@ import (
 )
 
 // tool finds a binary built by scripts/tools-*.sh.
-func tool(t *testing.T, name, script string) string {
+func tool(t testing.TB, name, script string) string {
 	t.Helper()
 	dir := os.Getenv("MEDIMINT_TOOLS")
 	if dir == "" {
@@ -41,7 +41,7 @@ func tool(t *testing.T, name, script string) string {
 	return p
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -53,7 +53,7 @@ func freePort(t *testing.T) string {
 
 // startVersityGW runs a real S3 server (versitygw, posix backend) on a
 // loopback port for the test's lifetime and returns its endpoint URL.
-func startVersityGW(t *testing.T, access, secret string) string {
+func startVersityGW(t testing.TB, access, secret string) string {
 	t.Helper()
 	bin := tool(t, "versitygw", "scripts/tools-versitygw.sh")
 	root := t.TempDir()
@@ -174,4 +174,27 @@ func TestS3(t *testing.T) {
 			t.Fatalf("%d multipart uploads left open after failed puts", len(out.Uploads))
 		}
 	})
+}
+
+func BenchmarkS3Put(b *testing.B) {
+	const access, secret = "medimint-bench", "medimint-bench-secret"
+	endpoint := startVersityGW(b, access, secret)
+	ctx := context.Background()
+	s, err := blobstore.NewS3(ctx, blobstore.S3Config{
+		Bucket: "bench", Region: "us-east-1", Endpoint: endpoint, PathStyle: true,
+		AccessKey: access, SecretKey: secret, PartSize: 8 << 20,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("bench")}); err != nil {
+		b.Fatal(err)
+	}
+	src := make([]byte, 64<<20)
+	b.SetBytes(int64(len(src)))
+	for b.Loop() {
+		if _, err := s.Put(ctx, "bench/obj", bytes.NewReader(src)); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
