@@ -378,13 +378,13 @@ func (d *decoder) readValue(e *Element, h header, f frame) error {
 			e.VR = OB // encapsulated pixel data is OB whatever the source said (PS3.5 A.4)
 			return d.readFragments(e, f)
 		case h.vr == SQ:
-			return d.readSequence(e, f.en, -1, f)
+			return d.readSequence(e, f.en, -1, f, h.offset)
 		case h.vr == UN || f.en.implicit:
 			// PS3.5 6.2.2: an undefined-length UN is a sequence encoded in
 			// Implicit VR Little Endian. In an implicit data set, any
 			// undefined length element can only be a sequence.
 			e.VR = SQ
-			return d.readSequence(e, dsEncoding{implicit: true}, -1, f)
+			return d.readSequence(e, dsEncoding{implicit: true}, -1, f, h.offset)
 		}
 		return d.errAt(h.offset, h.tag, ErrUndefinedLength)
 	}
@@ -393,7 +393,7 @@ func (d *decoder) readValue(e *Element, h header, f frame) error {
 		if rem := d.remaining(); rem >= 0 && n > rem {
 			return d.errAt(h.offset, h.tag, ErrValueTooLong)
 		}
-		return d.readSequence(e, f.en, n, f)
+		return d.readSequence(e, f.en, n, f, h.offset)
 	}
 	if f.end >= 0 && d.off+n > f.end {
 		return d.errAt(h.offset, h.tag, fmt.Errorf("%w: value overruns its item", ErrValueTooLong))
@@ -417,11 +417,11 @@ func (d *decoder) readValue(e *Element, h header, f frame) error {
 }
 
 // readSequence reads the items of a sequence of the given length (-1:
-// undefined, ends at a sequence delimiter).
-func (d *decoder) readSequence(e *Element, en dsEncoding, length int64, parent frame) error {
+// undefined, ends at a sequence delimiter); offset is the element's.
+func (d *decoder) readSequence(e *Element, en dsEncoding, length int64, parent frame, offset int64) error {
 	e.VR = SQ
 	if parent.depth+1 > d.opts.MaxDepth {
-		return d.errAt(d.off, e.Tag, ErrTooDeep)
+		return d.errAt(offset, e.Tag, ErrTooDeep)
 	}
 	end := int64(-1)
 	if length >= 0 {
