@@ -295,7 +295,7 @@ func (s *jsonEncodeState) element(e *Element, cs *CharacterSet) error {
 		err = s.encapsulated(e)
 	case e.Value == nil && e.Bulk != nil:
 		err = s.bulkURIRequired(e)
-	case e.Tag == TagSpecificCharacterSet:
+	case e.Tag == TagSpecificCharacterSet && vr == CS:
 		// The JSON is UTF-8 whatever the source was, so it says so, as
 		// dcm2json does (even for an empty value, the default repertoire).
 		s.buf = append(s.buf, `,"Value":["ISO_IR 192"]`...)

@@ -30,9 +30,10 @@ type JSONDecodeOptions struct {
 	// MaxElements is the most data elements plus sequence items accepted
 	// over the whole input (default 4 Mi).
 	MaxElements int
-	// Encapsulated says that an InlineBinary Pixel Data value holds an
-	// encapsulated value (items, PS3.5 A.4), as JSONOptions.InlineEncapsulated
-	// writes it, rather than native pixels.
+	// Encapsulated says the data sets use an encapsulated transfer
+	// syntax, so that an InlineBinary Pixel Data value that starts with an
+	// item tag holds an encapsulated value (items, PS3.5 A.4), as
+	// JSONOptions.InlineEncapsulated writes it, rather than native pixels.
 	Encapsulated bool
 }
 
@@ -451,7 +452,10 @@ func (d *jsonDecoder) inlineBinary(e *Element, text []byte) error {
 		return d.errorf("InlineBinary is not valid base64: %v", err)
 	}
 	b = b[:n]
-	if e.Tag == TagPixelData && d.opts.Encapsulated {
+	// Under an encapsulated transfer syntax, Pixel Data is encapsulated,
+	// except possibly an icon's (PS3.5 A.4 allows native icon pixels): an
+	// encapsulated value starts with an item tag.
+	if e.Tag == TagPixelData && d.opts.Encapsulated && bytes.HasPrefix(b, []byte{0xFE, 0xFF, 0x00, 0xE0}) {
 		f, err := jsonParseEncapsulated(b)
 		if err != nil {
 			return d.errorf("encapsulated pixel data: %v", err)
@@ -462,9 +466,8 @@ func (d *jsonDecoder) inlineBinary(e *Element, text []byte) error {
 	if size := e.VR.WordSize(); len(b)%size != 0 {
 		return d.errorf("%s value of %d bytes is not a multiple of %d", e.VR, len(b), size)
 	}
-	if len(b)%2 == 1 {
-		b = append(b, 0) // OB and UN: values have even length (PS3.5 7.1.1)
-	}
+	// An odd-length OB or UN value is kept as given; the Part 10 writer
+	// pads it (PS3.5 7.1.1), and the JSON round trip stays exact.
 	e.Value = b
 	return nil
 }

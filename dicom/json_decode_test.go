@@ -39,7 +39,7 @@ func TestJSONDecode(t *testing.T) {
 				jsonRaw(0x00189702, FL, jsonLE32(math.Float32bits(0.1))...)}},
 		{"AT", `{"00209165":{"vr":"AT","Value":["00100010","7fe00010"]}}`,
 			[]Element{jsonRaw(0x00209165, AT, jsonLE16(0x0010, 0x0010, 0x7FE0, 0x0010)...)}},
-		{"odd OB padded", `{"00091001":{"vr":"OB","InlineBinary":"AQID"}}`, []Element{jsonRaw(0x00091001, OB, 1, 2, 3, 0)}},
+		{"odd OB kept", `{"00091001":{"vr":"OB","InlineBinary":"AQID"}}`, []Element{jsonRaw(0x00091001, OB, 1, 2, 3)}},
 		{"sequence", `{"00400275":{"vr":"SQ","Value":[{},{"00400009":{"vr":"SH","Value":["X"]}}]},"00189114":{"vr":"SQ"}}`,
 			[]Element{{Tag: 0x00189114, VR: SQ}, {Tag: 0x00400275, VR: SQ, Items: []*Dataset{{}, jsonDS(jsonRaw(0x00400009, SH, 'X', ' '))}}}},
 		{"declared set kept for ASCII", `{"00080005":{"vr":"CS","Value":["ISO_IR 100"]},"00100020":{"vr":"LO","Value":["ab"]}}`,
