@@ -153,3 +153,5 @@ func checkNoLeak(t testing.TB) {
 		t.Errorf("goroutines: %d before, %d after\n%s", before, n, buf)
 	})
 }
+
+func lookPath(name string) (string, error) { return exec.LookPath(name) }
