@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,7 +40,8 @@ func newFundedSponsor(t testing.TB, net Network, channels int, tweak func(*Spons
 	for range channels {
 		chans = append(chans, keypair.MustRandom())
 	}
-	cfg := SponsorConfig{Network: net, Key: key, Channels: chans, PollInterval: 20 * time.Millisecond}
+	cfg := SponsorConfig{Network: net, Key: key, Channels: chans, PollInterval: 20 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if tweak != nil {
 		tweak(&cfg)
 	}
@@ -360,5 +365,91 @@ func TestSEP10Verify(t *testing.T) {
 				t.Errorf("verified %+v", v)
 			}
 		})
+	}
+}
+
+// lossy forwards requests to the devnet but answers the first n
+// transaction submissions with a 504, either after forwarding them (the
+// envelope applied, the answer was lost) or without (it never arrived).
+type lossy struct {
+	base    http.RoundTripper
+	forward bool
+	mu      sync.Mutex
+	n       int
+	until   time.Time // also drop every submission before this
+}
+
+func (l *lossy) RoundTrip(r *http.Request) (*http.Response, error) {
+	l.mu.Lock()
+	drop := r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/transactions") && (l.n > 0 || time.Now().Before(l.until))
+	if drop {
+		l.n--
+	}
+	l.mu.Unlock()
+	if !drop {
+		return l.base.RoundTrip(r)
+	}
+	if l.forward {
+		resp, err := l.base.RoundTrip(r)
+		if err != nil {
+			return nil, err
+		}
+		resp.Body.Close()
+	}
+	body := `{"type":"https://stellar.org/horizon-errors/timeout","title":"Timeout","status":504}`
+	return &http.Response{StatusCode: http.StatusGatewayTimeout, Status: "504 Gateway Timeout", Request: r,
+		Header: http.Header{"Content-Type": {"application/problem+json"}}, Body: io.NopCloser(strings.NewReader(body))}, nil
+}
+
+// TestSubmitTimeouts: a 504 never leads to a second application: the
+// envelope is looked up by hash and resubmitted as is.
+func TestSubmitTimeouts(t *testing.T) {
+	ctx := context.Background()
+	net := startNet(t)
+	for _, tt := range []struct {
+		name    string
+		forward bool
+	}{{"applied, answer lost", true}, {"never arrived", false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := &lossy{base: http.DefaultTransport, forward: tt.forward, n: 2}
+			lnet := net
+			lnet.HTTP = &http.Client{Transport: l}
+			s := newFundedSponsor(t, net, 1, nil)
+			s.net = lnet
+			name := "t" + fmt.Sprint(tt.forward)
+			r, err := s.Submit(ctx, Submission{Operations: []txnbuild.Operation{
+				&txnbuild.ManageData{SourceAccount: s.Address(), Name: name, Value: []byte("1")}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Attempts != 1 || r.Ledger == 0 {
+				t.Errorf("result %+v, want one build", r)
+			}
+			// Exactly one application: the channel's sequence moved by one.
+			ch := <-s.pool
+			seq, err := s.sequence(ctx, ch.kp.Address())
+			s.pool <- ch
+			if err != nil || seq != ch.seq {
+				t.Errorf("channel at %d, cached %d (%v)", seq, ch.seq, err)
+			}
+		})
+	}
+}
+
+// TestSubmitTimeoutUntilExpiry: an envelope that never gets through is
+// rebuilt only after a ledger closed past its time bounds without it.
+func TestSubmitTimeoutUntilExpiry(t *testing.T) {
+	ctx := context.Background()
+	net := startNet(t)
+	s := newFundedSponsor(t, net, 1, func(c *SponsorConfig) { c.TxTimeout = 5 * time.Second })
+	l := &lossy{base: http.DefaultTransport, until: time.Now().Add(6 * time.Second)}
+	s.net.HTTP = &http.Client{Transport: l}
+	r, err := s.Submit(ctx, Submission{Operations: []txnbuild.Operation{
+		&txnbuild.ManageData{SourceAccount: s.Address(), Name: "late", Value: []byte("1")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Attempts != 2 {
+		t.Errorf("%d attempts, want 2 (expired, rebuilt)", r.Attempts)
 	}
 }

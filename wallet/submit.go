@@ -294,6 +294,7 @@ func (s *Sponsor) settle(ctx context.Context, fb *txnbuild.FeeBumpTransaction, i
 	seq := inner.SequenceNumber()
 	maxTime := time.Unix(inner.Timebounds().MaxTime, 0)
 
+	warned := false
 	for {
 		tx, err := s.net.Horizon(ctx).SubmitFeeBumpTransactionWithOptions(fb, horizonclient.SubmitTxOpts{SkipMemoRequiredCheck: true})
 		if err == nil {
@@ -309,7 +310,11 @@ func (s *Sponsor) settle(ctx context.Context, fb *txnbuild.FeeBumpTransaction, i
 		if codes == nil {
 			// A timeout (504) or a transport error: the envelope may be
 			// queued or applied. Look, and resubmit the same envelope.
-			s.log.WarnContext(ctx, "submission outcome unknown", slog.String("hash", res.Hash), slog.Any("err", err))
+			if !warned {
+				s.log.WarnContext(ctx, "submission outcome unknown; resubmitting the same envelope",
+					slog.String("hash", res.Hash), slog.Any("err", err))
+				warned = true
+			}
 			out, r, done, lerr := s.resolveByTime(ctx, res, maxTime)
 			if done && out == notApplied {
 				return out, r, err
