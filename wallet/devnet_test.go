@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medimint/medimint/devnet"
 	"github.com/medimint/medimint/devnet/devnettest"
 	"github.com/stellar/go-stellar-sdk/clients/horizonclient"
 	"github.com/stellar/go-stellar-sdk/keypair"
@@ -452,4 +453,69 @@ func TestSubmitTimeoutUntilExpiry(t *testing.T) {
 	if r.Attempts != 2 {
 		t.Errorf("%d attempts, want 2 (expired, rebuilt)", r.Attempts)
 	}
+}
+
+// TestBaseFee follows /fee_stats: at least the network's base fee, at most
+// the configured cap, whichever percentile is chosen.
+func TestBaseFee(t *testing.T) {
+	ctx := context.Background()
+	url, dn := devnettest.Start(t, devnettest.WithConfig(func(c *devnet.Config) { c.BaseFee = 300 }))
+	net := Network{HorizonURL: url, Passphrase: dn.Passphrase(), FriendbotURL: url + "/friendbot"}
+	tests := []struct {
+		name       string
+		percentile int
+		cap        int64
+		want       int64
+	}{
+		{"network base fee", 70, 0, 300},
+		{"capped", 99, 200, 200},
+		{"p10", 10, 1000, 300},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := NewSponsor(SponsorConfig{Network: net, Key: keypair.MustRandom(), FeePercentile: tt.percentile, MaxBaseFee: tt.cap})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fee, err := s.BaseFee(ctx)
+			if err != nil || fee != tt.want {
+				t.Errorf("fee %d (%v), want %d", fee, err, tt.want)
+			}
+		})
+	}
+	s := newFundedSponsor(t, net, 1, func(c *SponsorConfig) { c.MaxBaseFee = 500 })
+	r, err := s.Submit(ctx, Submission{Operations: []txnbuild.Operation{&txnbuild.BumpSequence{SourceAccount: s.Address()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.FeeCharged != 600 { // 300 per operation, the bump counting as one
+		t.Errorf("fee charged %d, want 600", r.FeeCharged)
+	}
+}
+
+// TestUnknownOutcome: when the context ends while the outcome is unknown,
+// Submit says so and names the envelope to look up.
+func TestUnknownOutcome(t *testing.T) {
+	net := startNet(t)
+	s := newFundedSponsor(t, net, 1, nil)
+	s.net.HTTP = &http.Client{Transport: &lossy{base: http.DefaultTransport, n: 1 << 30}}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.log = slog.New(cancelOnLog{slog.NewTextHandler(io.Discard, nil), cancel})
+	_, err := s.Submit(ctx, Submission{Operations: []txnbuild.Operation{&txnbuild.BumpSequence{SourceAccount: s.Address()}}})
+	var unk *UnknownOutcomeError
+	if !errors.As(err, &unk) || unk.Hash == "" || !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want UnknownOutcomeError", err)
+	}
+}
+
+// cancelOnLog cancels a context when the sponsor logs (its first warning
+// about an unknown outcome), to end a Submit at that point without timing.
+type cancelOnLog struct {
+	slog.Handler
+	cancel context.CancelFunc
+}
+
+func (h cancelOnLog) Handle(ctx context.Context, r slog.Record) error {
+	h.cancel()
+	return h.Handler.Handle(ctx, r)
 }
