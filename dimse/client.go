@@ -313,11 +313,11 @@ func (c *Client) Find(ctx context.Context, model string, identifier *dicom.Datas
 	if pc == nil {
 		return Status{}, fmt.Errorf("%w for %s", ErrNoContext, model)
 	}
-	if pc.TransferSyntax.UID != dicom.ExplicitVRLittleEndian && pc.TransferSyntax.UID != dicom.ImplicitVRLittleEndian {
-		return Status{}, fmt.Errorf("dimse: C-FIND in %s is not supported", pc.TransferSyntax.Name)
-	}
 	id := c.msgID()
-	body := appendDataset(nil, identifier, pc.TransferSyntax.Implicit)
+	body, err := encodeDataset(identifier, pc.TransferSyntax)
+	if err != nil {
+		return Status{}, err
+	}
 	if err := c.u.sendMessage(pc.ID, &command{Field: cFindRQ, MessageID: id, AffectedSOPClass: model}, byteReader(body)); err != nil {
 		return Status{}, err
 	}
@@ -340,7 +340,7 @@ func (c *Client) Find(ctx context.Context, model string, identifier *dicom.Datas
 		if fnErr != nil || data == nil {
 			continue
 		}
-		ds, _, err := readDataset(data, pc.TransferSyntax, 0)
+		ds, err := decodeDataset(data, pc.TransferSyntax)
 		if err == nil {
 			err = fn(ds)
 		}

@@ -1,6 +1,7 @@
 package dimse
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"strings"
@@ -154,46 +155,40 @@ func (c *command) dataset() *dicom.Dataset {
 	return ds
 }
 
+var implicitLE, _ = dicom.LookupTransferSyntax(dicom.ImplicitVRLittleEndian)
+
 // encode returns the command set in Implicit VR Little Endian with its
 // Command Group Length.
 func (c *command) encode() []byte {
 	ds := c.dataset()
-	n := 0
-	for _, e := range ds.Elements {
-		n += 8 + len(e.Value)
+	ds.Set(dicom.NewUint32s(tag.CommandGroupLength, 0)) // computed by the writer
+	var buf bytes.Buffer
+	if err := dicom.WriteDataset(&buf, ds, implicitLE, dicom.WriteOptions{}); err != nil {
+		// Only a failing writer or a Bulk callback can fail, and neither
+		// applies to a bytes.Buffer and a command.
+		panic(fmt.Sprintf("dimse: encoding a command set: %v", err))
 	}
-	b := make([]byte, 0, 12+n)
-	b = binary.LittleEndian.AppendUint32(b, uint32(tag.CommandGroupLength))
-	b = binary.LittleEndian.AppendUint32(b, 4)
-	b = binary.LittleEndian.AppendUint32(b, uint32(n))
-	for _, e := range ds.Elements {
-		b = binary.LittleEndian.AppendUint16(b, e.Tag.Group())
-		b = binary.LittleEndian.AppendUint16(b, e.Tag.Element())
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(e.Value)))
-		b = append(b, e.Value...)
-	}
-	return b
+	return buf.Bytes()
 }
 
 // decodeCommand parses an Implicit VR Little Endian command set: flat, only
 // group 0000 elements.
 func decodeCommand(b []byte) (*command, error) {
+	ds, err := dicom.ReadDataset(bytes.NewReader(b), implicitLE, dicom.ReadOptions{MaxDepth: 1})
+	if err != nil {
+		return nil, fmt.Errorf("dimse: command set: %w", err)
+	}
 	c := &command{}
 	seen := map[dicom.Tag]bool{}
-	for len(b) > 0 {
-		if len(b) < 8 {
-			return nil, fmt.Errorf("dimse: command set: truncated element header")
-		}
-		t := dicom.NewTag(binary.LittleEndian.Uint16(b), binary.LittleEndian.Uint16(b[2:]))
-		n := binary.LittleEndian.Uint32(b[4:])
+	for i := range ds.Elements {
+		e := &ds.Elements[i]
+		t, v := e.Tag, e.Value
 		if t.Group() != 0 {
 			return nil, fmt.Errorf("dimse: command set: element %s outside group 0000", t)
 		}
-		if uint64(n) > uint64(len(b)-8) {
-			return nil, fmt.Errorf("dimse: command set: %s length %d exceeds the %d bytes left", t, n, len(b)-8)
+		if e.Items != nil || e.Fragments != nil {
+			return nil, fmt.Errorf("dimse: command set: %s is not a flat value", t)
 		}
-		v := b[8 : 8+n]
-		b = b[8+n:]
 		seen[t] = true
 		u16 := func() (uint16, error) {
 			if len(v) != 2 {

@@ -2,9 +2,7 @@ package dimse
 
 import (
 	"bytes"
-	"compress/flate"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -46,9 +44,6 @@ type indexEntry struct {
 	datasetOffset int64
 	class, inst   string
 }
-
-// maxHeaderRead bounds how much of a file is read to find its header.
-const maxHeaderRead = 4 << 20
 
 // refresh rescans the directory and returns the entries sorted by path.
 func (x *DirIndex) refresh() ([]*indexEntry, error) {
@@ -94,53 +89,19 @@ func (x *DirIndex) refresh() ([]*indexEntry, error) {
 }
 
 func readIndexEntry(path string, info fs.FileInfo) (*indexEntry, error) {
-	f, err := os.Open(path)
+	f, err := readFileHeader(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	for n := int64(64 << 10); ; n *= 4 {
-		n = min(n, info.Size(), maxHeaderRead)
-		b := make([]byte, n)
-		if _, err := io.ReadFull(f, b); err != nil {
-			return nil, err
-		}
-		e, err := parseIndexEntry(b)
-		if err == nil {
-			e.path, e.mod, e.size = path, info.ModTime(), info.Size()
-			return e, nil
-		}
-		if !errors.Is(err, errTruncated) || n == info.Size() || n == maxHeaderRead {
-			return nil, err
-		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return nil, err
-		}
+	class, inst := f.Dataset.String(dicom.TagSOPClassUID), f.Dataset.String(dicom.TagSOPInstanceUID)
+	if class == "" || inst == "" || f.Meta.Len() == 0 {
+		return nil, fmt.Errorf("dimse: %s: not a Part-10 file with SOP class and instance UIDs", path)
 	}
-}
-
-func parseIndexEntry(b []byte) (*indexEntry, error) {
-	h, err := parsePart10Meta(b)
-	if err != nil {
-		return nil, err
-	}
-	body, ts := b[h.DatasetOffset:], h.TransferSyntax
-	if ts.Deflated {
-		inflated, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(body)), maxHeaderRead))
-		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, err
-		}
-		body, ts.Deflated = inflated, false
-	}
-	ds, _, err := readDataset(body, ts, dicom.TagFloatPixelData)
-	if err != nil {
-		return nil, err
-	}
-	class, inst := ds.String(dicom.TagSOPClassUID), ds.String(dicom.TagSOPInstanceUID)
-	if class == "" || inst == "" {
-		return nil, fmt.Errorf("dimse: no SOP class/instance UID")
-	}
-	return &indexEntry{ts: h.TransferSyntax, header: ds, datasetOffset: int64(h.DatasetOffset), class: class, inst: inst}, nil
+	return &indexEntry{
+		path: path, mod: info.ModTime(), size: info.Size(),
+		ts: f.TransferSyntax, header: &f.Dataset, datasetOffset: f.DatasetOffset,
+		class: class, inst: inst,
+	}, nil
 }
 
 // Query/Retrieve levels and their unique keys (PS3.4 C.6).

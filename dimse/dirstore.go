@@ -2,7 +2,6 @@ package dimse
 
 import (
 	"bytes"
-	"compress/flate"
 	"context"
 	"errors"
 	"fmt"
@@ -88,7 +87,7 @@ func (s *DirStore) store(ctx context.Context, req StoreRequest, data io.Reader) 
 			os.Remove(tmp)
 		}
 	}()
-	if _, err = f.Write(appendFileMeta(nil, req.SOPClassUID, req.SOPInstanceUID, req.TransferSyntax.UID, req.CallingAE)); err != nil {
+	if err = writeFileMeta(f, req.SOPClassUID, req.SOPInstanceUID, req.TransferSyntax.UID, req.CallingAE); err != nil {
 		io.Copy(io.Discard, data)
 		return outOfResources, err
 	}
@@ -133,12 +132,7 @@ func syncDir(dir string) error {
 // headerUIDs reads SOP Class and Instance UID from the start of a data
 // set; ok is false when they cannot be found in head.
 func headerUIDs(head []byte, ts dicom.TransferSyntax) (class, inst string, ok bool) {
-	if ts.Deflated {
-		b, _ := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(head)), 4*headLen))
-		head = b
-		ts.Deflated = false
-	}
-	ds, _, err := readDataset(head, ts, dicom.TagSOPInstanceUID+1)
+	ds, err := dicom.ReadDataset(bytes.NewReader(head), ts, dicom.ReadOptions{StopAtTag: dicom.TagSOPInstanceUID + 1})
 	if err != nil {
 		return "", "", false
 	}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/medimint/medimint/dicom"
 )
 
 const samplesDir = "../../shared/dicom-samples/pydicom"
@@ -115,24 +117,25 @@ func datasetBytes(t testing.TB, path string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := parsePart10Meta(b)
+	f, err := dicom.ParseBytes(b, dicom.ReadOptions{StopAtTag: dicom.TagFileMetaInformationGroupLength + 0x10000})
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	return b[h.DatasetOffset:]
+	return b[f.DatasetOffset:]
 }
 
-func metaOf(t testing.TB, path string) *part10Header {
+// metaOf parses a Part-10 file's File Meta (and nothing of the data set).
+func metaOf(t testing.TB, path string) *dicom.File {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := parsePart10Meta(b)
+	f, err := dicom.ParseBytes(b, dicom.ReadOptions{StopAtTag: dicom.TagFileMetaInformationGroupLength + 0x10000})
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	return h
+	return f
 }
 
 // checkNoLeak fails if goroutines started during the test outlive it.

@@ -62,15 +62,11 @@ func findscu(t *testing.T, port string, args ...string) ([]*dicom.Dataset, strin
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := parsePart10Meta(b)
+		file, err := dicom.ParseBytes(b, dicom.ReadOptions{})
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
-		ds, _, err := readDataset(b[h.DatasetOffset:], h.TransferSyntax, 0)
-		if err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		res = append(res, ds)
+		res = append(res, &file.Dataset)
 	}
 	return res, log
 }

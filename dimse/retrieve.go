@@ -149,7 +149,10 @@ func (a *association) sendRetrieveResponse(pc *acceptedContext, field uint16, re
 	}
 	var b []byte
 	if data != nil {
-		b = a.encodeIdentifier(data, pc)
+		var err error
+		if b, err = encodeDataset(data, pc.TransferSyntax); err != nil {
+			return a.abort(err)
+		}
 	}
 	return a.sendResponse(pc.ID, rsp, b)
 }

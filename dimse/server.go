@@ -361,16 +361,14 @@ func isStorageClass(uid string) bool {
 
 // transferSyntaxesFor returns the transfer syntaxes we accept for an
 // abstract syntax: storage keeps any syntax the codec can store as sent;
-// the rest need what our identifier codec reads.
+// identifiers need a syntax without encapsulated pixel data.
 func transferSyntaxesFor(abstract string) func(string) (dicom.TransferSyntax, bool) {
 	if isStorageClass(abstract) {
 		return dicom.LookupTransferSyntax
 	}
 	return func(uid string) (dicom.TransferSyntax, bool) {
-		if uid != dicom.ExplicitVRLittleEndian && uid != dicom.ImplicitVRLittleEndian {
-			return dicom.TransferSyntax{}, false
-		}
-		return dicom.LookupTransferSyntax(uid)
+		ts, ok := dicom.LookupTransferSyntax(uid)
+		return ts, ok && !ts.Encapsulated
 	}
 }
 

@@ -224,7 +224,7 @@ func (a *association) identifier(ctx context.Context, cmd *command, pc *accepted
 	if err != nil {
 		return nil, false, err
 	}
-	ds, _, err := readDataset(b, pc.TransferSyntax, 0)
+	ds, err := decodeDataset(b, pc.TransferSyntax)
 	if err != nil {
 		return nil, false, a.respond(pc.ID, rspField, cmd, Status{Code: StatusCannotUnderstand, ErrorComment: "identifier cannot be parsed"}, nil)
 	}
@@ -234,9 +234,6 @@ func (a *association) identifier(ctx context.Context, cmd *command, pc *accepted
 	return ds, true, nil
 }
 
-func (a *association) encodeIdentifier(ds *dicom.Dataset, pc *acceptedContext) []byte {
-	return appendDataset(nil, ds, pc.TransferSyntax.Implicit)
-}
 
 func (a *association) serveFind(ctx context.Context, cmd *command, pc *acceptedContext) error {
 	ident, ok, err := a.identifier(ctx, cmd, pc, cFindRSP)
@@ -253,7 +250,7 @@ func (a *association) serveFind(ctx context.Context, cmd *command, pc *acceptedC
 		Organisation: a.org,
 		Priority:     cmd.Priority,
 	}
-	var sendErr error
+	var sendErr, encErr error
 	cancelled := false
 	emit := func(ds *dicom.Dataset) error {
 		if sendErr != nil {
@@ -267,7 +264,15 @@ func (a *association) serveFind(ctx context.Context, cmd *command, pc *acceptedC
 			return ErrCancelled
 		}
 		if sendErr == nil {
-			sendErr = a.respond(pc.ID, cFindRSP, cmd, Status{Code: StatusPending}, a.encodeIdentifier(ds, pc))
+			b, err := encodeDataset(ds, pc.TransferSyntax)
+			if err != nil {
+				// The handler built a data set we cannot encode: stop
+				// with a failure rather than send a wrong response.
+				encErr = err
+				cancel()
+				return err
+			}
+			sendErr = a.respond(pc.ID, cFindRSP, cmd, Status{Code: StatusPending}, b)
 		}
 		if sendErr != nil {
 			cancel()
@@ -283,8 +288,12 @@ func (a *association) serveFind(ctx context.Context, cmd *command, pc *acceptedC
 			return sendErr
 		}
 	}
-	if cancelled {
+	switch {
+	case cancelled:
 		st = Status{Code: StatusCancel}
+	case encErr != nil:
+		a.log.Error("dimse: C-FIND response cannot be encoded", "err", encErr)
+		st = Status{Code: StatusUnableToProcess, ErrorComment: "response cannot be encoded"}
 	}
 	return a.respond(pc.ID, cFindRSP, cmd, st, nil)
 }

@@ -34,6 +34,7 @@ const (
 	StatusMoveDestinationUnknown      = 0xA801
 	StatusDataSetDoesNotMatchSOPClass = 0xA900 // also: identifier does not match SOP class
 	StatusCannotUnderstand            = 0xC000 // C000-CFFF: error, cannot understand
+	StatusUnableToProcess             = 0xC001 // C-FIND/MOVE/GET: unable to process
 	StatusSubOperationsWarning        = 0xB000 // sub-operations complete, one or more failures
 	StatusCoercionOfDataElements      = 0xB000 // C-STORE warning
 	StatusElementsDiscarded           = 0xB006
