@@ -234,7 +234,6 @@ func (a *association) identifier(ctx context.Context, cmd *command, pc *accepted
 	return ds, true, nil
 }
 
-
 func (a *association) serveFind(ctx context.Context, cmd *command, pc *acceptedContext) error {
 	ident, ok, err := a.identifier(ctx, cmd, pc, cFindRSP)
 	if !ok {
