@@ -1,0 +1,499 @@
+package mint
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/medimint/medimint/dicom"
+	"github.com/medimint/medimint/index"
+	"github.com/medimint/medimint/mint/blobstore"
+	"github.com/medimint/medimint/mint/envelope"
+	"github.com/medimint/medimint/mint/pinning"
+)
+
+// DuplicatePolicy says what storing an already stored SOP Instance UID does.
+type DuplicatePolicy int
+
+const (
+	// RejectDuplicates fails the store with ErrDuplicate (0x0111).
+	RejectDuplicates DuplicatePolicy = iota
+	// OverwriteDuplicates replaces the stored instance (the old one is
+	// tombstoned and its blob deleted).
+	OverwriteDuplicates
+	// IgnoreIdenticalDuplicates accepts a byte-identical resend (same
+	// plaintext SHA-256) as success without storing it again, and rejects
+	// a different instance under the same UID with ErrDuplicate.
+	IgnoreIdenticalDuplicates
+)
+
+// Defaults for Config.
+const (
+	DefaultMaxHeader = 16 << 20
+	DefaultStableAge = 60 * time.Second
+	// BlobPrefix starts every instance blob key; Sweep lists under it.
+	BlobPrefix = "i/"
+)
+
+// Config assembles a Pipeline.
+type Config struct {
+	Pool   *pgxpool.Pool
+	Blobs  blobstore.BlobStore
+	Keys   envelope.KeyWrapper
+	Pinner pinning.Pinner // needed by study completion only
+
+	Duplicates DuplicatePolicy
+	// MaxHeader bounds the bytes buffered before Pixel Data.
+	MaxHeader int64
+	// StableAge is the quiet period after a study's last instance before
+	// the study counts as complete.
+	StableAge time.Duration
+	// Issuer names the issuer in published NFT metadata (e.g. the
+	// issuing Stellar account); it must not identify a patient.
+	Issuer string
+	Logger *slog.Logger
+}
+
+// Pipeline stores and retrieves instances. It is safe for concurrent use.
+type Pipeline struct {
+	cfg    Config
+	ix     *index.Index
+	outbox *Outbox
+	log    *slog.Logger
+
+	mu   sync.Mutex
+	deks map[string][]byte // Study Instance UID -> DEK, bounded by maxCachedDEKs
+	salt []byte            // for study_ref; loaded once
+}
+
+const maxCachedDEKs = 4096
+
+// New returns a Pipeline. The database must have the schema applied.
+func New(cfg Config) (*Pipeline, error) {
+	if cfg.Pool == nil || cfg.Blobs == nil || cfg.Keys == nil {
+		return nil, errors.New("mint: Config needs Pool, Blobs and Keys")
+	}
+	if cfg.MaxHeader <= 0 {
+		cfg.MaxHeader = DefaultMaxHeader
+	}
+	if cfg.StableAge <= 0 {
+		cfg.StableAge = DefaultStableAge
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Pipeline{
+		cfg: cfg, ix: index.New(cfg.Pool), outbox: NewOutbox(cfg.Pool), log: cfg.Logger,
+		deks: map[string][]byte{},
+	}, nil
+}
+
+// Index returns the instance index the pipeline writes.
+func (p *Pipeline) Index() *index.Index { return p.ix }
+
+// Outbox returns the pipeline's outbox.
+func (p *Pipeline) Outbox() *Outbox { return p.outbox }
+
+// Source describes where an instance came from.
+type Source struct {
+	// OrgID is the issuing organisation, from the calling AE title or
+	// the API key.
+	OrgID string
+	// Transport and Peer are for logs: "dimse" and the calling AE title,
+	// "stow" and the remote address.
+	Transport string
+	Peer      string
+}
+
+// Outcome says what a successful store did.
+type Outcome int
+
+const (
+	// Created: the instance was new.
+	Created Outcome = iota
+	// Replaced: it overwrote a stored instance (OverwriteDuplicates).
+	Replaced
+	// Unchanged: an identical instance was already stored
+	// (IgnoreIdenticalDuplicates); nothing was written.
+	Unchanged
+)
+
+// Stored describes a durably stored instance.
+type Stored struct {
+	StudyInstanceUID  string
+	SeriesInstanceUID string
+	SOPInstanceUID    string
+	SOPClassUID       string
+	TransferSyntaxUID string
+	Size              int64 // plaintext Part-10 bytes
+	Outcome           Outcome
+}
+
+// StorePart10 stores a Part-10 stream (STOW-RS). A data set without File
+// Meta Information is accepted and given one, so that what is stored is
+// always a Part-10 object. It returns only once the instance is durable
+// and indexed.
+func (p *Pipeline) StorePart10(ctx context.Context, src Source, r io.Reader) (Stored, error) {
+	hr := &headerReader{r: r, max: p.cfg.MaxHeader}
+	f, err := dicom.Parse(hr, dicom.ReadOptions{StopAtTag: tagAfterUIDs, SkipBulk: true})
+	if err != nil {
+		return Stored{}, headerError(hr, err)
+	}
+	ds := &f.Dataset
+	sopClass, sopInst := ds.String(dicom.TagSOPClassUID), ds.String(dicom.TagSOPInstanceUID)
+	var plain io.Reader
+	if f.Meta.Len() > 0 {
+		if m := f.Meta.String(dicom.TagMediaStorageSOPInstanceUID); m != "" && sopInst != "" && m != sopInst {
+			return Stored{}, invalid(ErrMismatch, "File Meta SOP Instance UID %s, data set %s", m, sopInst)
+		}
+		if m := f.Meta.String(dicom.TagMediaStorageSOPClassUID); m != "" && sopClass != "" && m != sopClass {
+			return Stored{}, invalid(ErrMismatch, "File Meta SOP Class UID %s, data set %s", m, sopClass)
+		}
+		plain = io.MultiReader(bytes.NewReader(hr.buf.Bytes()), r)
+	} else {
+		meta, err := fileMeta(sopClass, sopInst, f.TransferSyntax)
+		if err != nil {
+			return Stored{}, err
+		}
+		plain = io.MultiReader(bytes.NewReader(meta), bytes.NewReader(hr.buf.Bytes()[f.DatasetOffset:]), r)
+	}
+	return p.ingest(ctx, src, ds, f.TransferSyntax, plain)
+}
+
+// StoreDataset stores a bare data set as received over DIMSE in the
+// negotiated transfer syntax ts, for the C-STORE command's SOP Class and
+// Instance UIDs. The stored object is File Meta Information
+// (dicom.NewFileMeta) followed by the data set bytes exactly as received.
+// It returns only once the instance is durable and indexed.
+func (p *Pipeline) StoreDataset(ctx context.Context, src Source, ts, sopClass, sopInstance string, r io.Reader) (Stored, error) {
+	tsd, ok := dicom.LookupTransferSyntax(ts)
+	if !ok {
+		return Stored{}, invalid(ErrNotDICOM, "unknown transfer syntax %s", ts)
+	}
+	hr := &headerReader{r: r, max: p.cfg.MaxHeader}
+	ds, err := dicom.ReadDataset(hr, tsd, dicom.ReadOptions{StopAtTag: tagAfterUIDs, SkipBulk: true})
+	if err != nil {
+		return Stored{}, headerError(hr, err)
+	}
+	if got := ds.String(dicom.TagSOPClassUID); got != sopClass {
+		return Stored{}, invalid(ErrMismatch, "SOP Class UID %q in the data set, %q in the command", got, sopClass)
+	}
+	if got := ds.String(dicom.TagSOPInstanceUID); got != sopInstance {
+		return Stored{}, invalid(ErrMismatch, "SOP Instance UID %q in the data set, %q in the command", got, sopInstance)
+	}
+	meta, err := fileMeta(sopClass, sopInstance, tsd)
+	if err != nil {
+		return Stored{}, err
+	}
+	plain := io.MultiReader(bytes.NewReader(meta), bytes.NewReader(hr.buf.Bytes()), r)
+	return p.ingest(ctx, src, ds, tsd, plain)
+}
+
+// fileMeta encodes preamble, "DICM" and File Meta Information.
+func fileMeta(sopClass, sopInst string, ts dicom.TransferSyntax) ([]byte, error) {
+	if sopClass == "" || sopInst == "" {
+		return nil, invalid(ErrMissingUID, "SOP Class UID %q, SOP Instance UID %q", sopClass, sopInst)
+	}
+	metaTS := ts
+	metaTS.Deflated = false // only the meta is written here; an empty deflated data set would add bytes
+	f := dicom.File{Meta: dicom.NewFileMeta(sopClass, sopInst, ts.UID), TransferSyntax: metaTS}
+	var b bytes.Buffer
+	if err := f.Write(&b, dicom.WriteOptions{}); err != nil {
+		return nil, fmt.Errorf("mint: encode File Meta Information: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// tagAfterUIDs stops the header parse once SOP Class, SOP Instance,
+// Study Instance and Series Instance UIDs have passed: that is all the
+// pipeline needs before encrypting; the full parse runs alongside.
+var tagAfterUIDs = dicom.NewTag(0x0020, 0x000F)
+
+// headerReader buffers what the header parse consumes (which, read ahead
+// included, is where the full stream must restart) and refuses to buffer
+// more than max bytes.
+type headerReader struct {
+	r   io.Reader
+	max int64
+	buf bytes.Buffer
+	err error
+}
+
+var errHeaderCap = errors.New("header cap reached")
+
+func (h *headerReader) Read(p []byte) (int, error) {
+	room := h.max - int64(h.buf.Len())
+	if room <= 0 {
+		h.err = errHeaderCap
+		return 0, h.err
+	}
+	if int64(len(p)) > room {
+		p = p[:room]
+	}
+	n, err := h.r.Read(p)
+	h.buf.Write(p[:n])
+	if err != nil && err != io.EOF {
+		h.err = err
+	}
+	return n, err
+}
+
+func headerError(hr *headerReader, err error) error {
+	switch {
+	case errors.Is(hr.err, errHeaderCap):
+		return fmt.Errorf("%w: more than %d bytes before Pixel Data", ErrHeaderTooLarge, hr.max)
+	case hr.err != nil:
+		return fmt.Errorf("mint: read instance: %w", hr.err)
+	}
+	return fmt.Errorf("%w: %w", ErrNotDICOM, err)
+}
+
+// newBlobKey returns a random key: it reveals nothing of the instance.
+func newBlobKey() string {
+	var b [16]byte
+	rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return BlobPrefix + h[:2] + "/" + h
+}
+
+// ingest encrypts and stores the plaintext Part-10 stream and indexes it.
+func (p *Pipeline) ingest(ctx context.Context, src Source, hdr *dicom.Dataset, ts dicom.TransferSyntax, plain io.Reader) (Stored, error) {
+	st := Stored{
+		StudyInstanceUID:  hdr.String(dicom.TagStudyInstanceUID),
+		SeriesInstanceUID: hdr.String(dicom.TagSeriesInstanceUID),
+		SOPInstanceUID:    hdr.String(dicom.TagSOPInstanceUID),
+		SOPClassUID:       hdr.String(dicom.TagSOPClassUID),
+		TransferSyntaxUID: ts.UID,
+	}
+	switch {
+	case st.SOPClassUID == "", st.SOPInstanceUID == "":
+		return Stored{}, invalid(ErrMissingUID, "SOP Class UID %q, SOP Instance UID %q", st.SOPClassUID, st.SOPInstanceUID)
+	case st.StudyInstanceUID == "", st.SeriesInstanceUID == "":
+		return Stored{}, invalid(ErrMissingUID, "Study Instance UID %q, Series Instance UID %q", st.StudyInstanceUID, st.SeriesInstanceUID)
+	}
+	dek, err := p.studyKey(ctx, st.StudyInstanceUID)
+	if err != nil {
+		return Stored{}, err
+	}
+	key := newBlobKey()
+	w, err := p.write(ctx, key, dek, plain)
+	if err != nil {
+		return Stored{}, err
+	}
+	st.Size = w.size
+	// From here on a failure must not leave the blob behind.
+	committed := false
+	defer func() {
+		if !committed {
+			p.deleteBlob(ctx, key)
+		}
+	}()
+	full := &w.file.Dataset
+	if full.String(dicom.TagSOPInstanceUID) != st.SOPInstanceUID || full.String(dicom.TagStudyInstanceUID) != st.StudyInstanceUID {
+		return Stored{}, invalid(ErrNotDICOM, "the data set changed between header and full parse")
+	}
+	rec := &index.Record{
+		Dataset: full, TransferSyntaxUID: ts.UID, OrgID: src.OrgID,
+		BlobKey: key, BlobSize: w.ctSize, Size: w.size, CiphertextSHA256: w.ctSum, PlaintextSHA256: w.ptSum,
+	}
+	rec.Metadata, rec.Bulk = p.metadata(full, ts, st)
+	rec.Frames = framesOf(w.file, ts)
+
+	var old index.InstanceRef
+	for attempt := 0; ; attempt++ {
+		old, st.Outcome, err = p.commit(ctx, rec, w.ptSum)
+		// A concurrent store of the same SOP instance can slip past the
+		// duplicate check; the unique index stops it, and a second round
+		// applies the policy against the winner.
+		if errors.Is(err, index.ErrDuplicate) && attempt == 0 {
+			continue
+		}
+		break
+	}
+	if err != nil {
+		return Stored{}, err
+	}
+	if st.Outcome != Unchanged {
+		committed = true
+	}
+	if st.Outcome == Replaced {
+		p.deleteBlob(ctx, old.BlobKey)
+	}
+	p.log.LogAttrs(ctx, slog.LevelDebug, "mint: stored instance", slog.String("transport", src.Transport),
+		slog.String("peer", src.Peer), slog.String("blob", key), slog.Int64("bytes", w.size), slog.Int("outcome", int(st.Outcome)))
+	return st, nil
+}
+
+// commit writes the index rows and the outbox row in one transaction,
+// applying the duplicate policy.
+func (p *Pipeline) commit(ctx context.Context, rec *index.Record, ptSum []byte) (old index.InstanceRef, out Outcome, err error) {
+	sop := rec.Dataset.String(dicom.TagSOPInstanceUID)
+	err = pgx.BeginFunc(ctx, p.cfg.Pool, func(tx pgx.Tx) error {
+		prev, err := index.Lookup(ctx, tx, sop, true)
+		switch {
+		case errors.Is(err, index.ErrNotFound):
+			out = Created
+		case err != nil:
+			return err
+		case p.cfg.Duplicates == OverwriteDuplicates:
+			if _, err := p.ix.Delete(ctx, tx, sop, "overwritten"); err != nil {
+				return err
+			}
+			old, out = prev, Replaced
+		case p.cfg.Duplicates == IgnoreIdenticalDuplicates && bytes.Equal(prev.PlaintextSHA256, ptSum):
+			out = Unchanged
+			return nil
+		default:
+			return fmt.Errorf("%w: %s", ErrDuplicate, sop)
+		}
+		if err := p.ix.Insert(ctx, tx, rec); err != nil {
+			return err
+		}
+		return p.outbox.touch(ctx, tx, rec.Dataset.String(dicom.TagStudyInstanceUID), p.cfg.StableAge)
+	})
+	if err != nil {
+		switch {
+		case errors.Is(err, index.ErrMissingUID):
+			err = fmt.Errorf("%w: %w", ErrMissingUID, err)
+		case errors.Is(err, index.ErrConflict):
+			err = fmt.Errorf("%w: %w", ErrMismatch, err)
+		}
+		if !errors.Is(err, index.ErrDuplicate) {
+			err = fmt.Errorf("mint: index %s: %w", sop, err)
+		}
+	}
+	return old, out, err
+}
+
+func (p *Pipeline) deleteBlob(ctx context.Context, key string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if err := p.cfg.Blobs.Delete(ctx, key); err != nil {
+		// Sweep removes it later.
+		p.log.WarnContext(ctx, "mint: delete blob", slog.String("blob", key), slog.Any("err", err))
+	}
+}
+
+// written is the outcome of streaming an instance into the blob store.
+type written struct {
+	file         *dicom.File // full parse, bulk data not loaded
+	size, ctSize int64
+	ptSum, ctSum []byte
+}
+
+// write streams plain through encryption into the blob store under key,
+// hashing plaintext and ciphertext, while a second parser reads the same
+// plaintext for the full data set and its bulk data offsets.
+func (p *Pipeline) write(ctx context.Context, key string, dek []byte, plain io.Reader) (written, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	ctHash := sha256.New()
+	pr, pw := io.Pipe()
+	type putResult struct {
+		n   int64
+		err error
+	}
+	putDone := make(chan putResult, 1)
+	go func() {
+		n, err := p.cfg.Blobs.Put(ctx, key, io.TeeReader(pr, ctHash))
+		if err == nil {
+			err = io.ErrClosedPipe // Put returned: nothing more may be written
+		}
+		pr.CloseWithError(err)
+		putDone <- putResult{n, err}
+	}()
+
+	qr, qw := io.Pipe()
+	type parseResult struct {
+		f   *dicom.File
+		err error
+	}
+	parseDone := make(chan parseResult, 1)
+	go func() {
+		f, err := dicom.Parse(qr, dicom.ReadOptions{SkipBulk: true})
+		if err == nil {
+			_, err = io.Copy(io.Discard, qr) // trailing bytes, if the parser stopped early
+		}
+		if err != nil {
+			qr.CloseWithError(err) // fails the copy at once
+		}
+		parseDone <- parseResult{f, err}
+	}()
+
+	enc, err := envelope.NewWriter(pw, dek, []byte(key))
+	if err != nil {
+		pw.CloseWithError(err)
+		qw.CloseWithError(err)
+		<-putDone
+		<-parseDone
+		return written{}, fmt.Errorf("mint: encrypt: %w", err)
+	}
+	ptHash := sha256.New()
+	buf := make([]byte, 256<<10)
+	n, copyErr := io.CopyBuffer(io.MultiWriter(ptHash, qw, enc), readerOnly{plain}, buf)
+	if copyErr == nil {
+		copyErr = enc.Close()
+	}
+	qw.CloseWithError(copyErr)
+	var put putResult
+	if copyErr != nil {
+		pw.CloseWithError(copyErr)
+		put = <-putDone
+	} else {
+		pw.Close()
+		put = <-putDone
+	}
+	parsed := <-parseDone
+	if errors.Is(put.err, io.ErrClosedPipe) {
+		put.err = nil
+	}
+
+	var failed error
+	var srcErr *sourceError
+	switch {
+	case errors.As(copyErr, &srcErr):
+		failed = fmt.Errorf("mint: read instance: %w", srcErr.err)
+	case put.err != nil:
+		failed = fmt.Errorf("mint: store blob: %w", put.err)
+	case parsed.err != nil:
+		failed = fmt.Errorf("%w: %w", ErrNotDICOM, parsed.err)
+	case copyErr != nil:
+		failed = fmt.Errorf("mint: encrypt: %w", copyErr)
+	}
+	if failed != nil {
+		if put.err == nil {
+			p.deleteBlob(ctx, key) // Put may have completed before the failure surfaced
+		}
+		return written{}, failed
+	}
+	return written{file: parsed.f, size: n, ctSize: put.n, ptSum: ptHash.Sum(nil), ctSum: ctHash.Sum(nil)}, nil
+}
+
+// readerOnly hides WriterTo, so that CopyBuffer uses our buffer, and
+// marks read errors as the source's.
+type readerOnly struct{ r io.Reader }
+
+func (r readerOnly) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &sourceError{err}
+	}
+	return n, err
+}
+
+type sourceError struct{ err error }
+
+func (e *sourceError) Error() string { return e.err.Error() }
+func (e *sourceError) Unwrap() error { return e.err }
