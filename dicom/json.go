@@ -64,7 +64,9 @@ func (p ElementPath) AppendText(b []byte) []byte {
 }
 
 // String returns the path as AppendText formats it.
-func (p ElementPath) String() string { return string(p.AppendText(nil)) }
+func (p ElementPath) String() string {
+	return string(p.AppendText(make([]byte, 0, 8+len(p.Items)*16)))
+}
 
 // Lookup returns the element at path p, or nil. The pointer is valid until
 // the data set is modified.
@@ -83,31 +85,24 @@ func (ds *Dataset) Lookup(p ElementPath) *Element {
 // low-allocation path for precomputing metadata: with a dst of sufficient
 // capacity it allocates only for values that need character set conversion.
 func AppendJSON(dst []byte, ds *Dataset, opts *JSONOptions) ([]byte, error) {
-	s := jsonEncodeState{buf: dst}
-	if opts != nil {
-		s.opts = *opts
-	}
-	err := s.dataset(ds, nil)
+	s := newJSONEncodeState(nil, dst, opts)
+	err := s.top(ds)
 	return s.buf, err
 }
 
 // JSONEncoder writes DICOM JSON objects to a stream.
 type JSONEncoder struct {
-	s jsonEncodeState
+	s *jsonEncodeState
 }
 
 // NewJSONEncoder returns an encoder that writes to w.
 func NewJSONEncoder(w io.Writer, opts *JSONOptions) *JSONEncoder {
-	e := &JSONEncoder{s: jsonEncodeState{w: w, buf: make([]byte, 0, jsonFlushSize+jsonFlushSize/4)}}
-	if opts != nil {
-		e.s.opts = *opts
-	}
-	return e
+	return &JSONEncoder{s: newJSONEncodeState(w, make([]byte, 0, jsonFlushSize+jsonFlushSize/4), opts)}
 }
 
 // Encode writes ds as one DICOM JSON object.
 func (e *JSONEncoder) Encode(ds *Dataset) error {
-	if err := e.s.dataset(ds, nil); err != nil {
+	if err := e.s.top(ds); err != nil {
 		e.s.buf = e.s.buf[:0]
 		return err
 	}
@@ -117,7 +112,7 @@ func (e *JSONEncoder) Encode(ds *Dataset) error {
 // JSONArrayWriter writes a JSON array of DICOM JSON objects, the body of
 // QIDO-RS and WADO-RS metadata responses, one data set at a time.
 type JSONArrayWriter struct {
-	s      jsonEncodeState
+	s      *jsonEncodeState
 	n      int
 	closed bool
 }
@@ -125,11 +120,7 @@ type JSONArrayWriter struct {
 // NewJSONArrayWriter returns a writer of a JSON array to w. Nothing is
 // written before the first Write or Close.
 func NewJSONArrayWriter(w io.Writer, opts *JSONOptions) *JSONArrayWriter {
-	a := &JSONArrayWriter{s: jsonEncodeState{w: w, buf: make([]byte, 0, jsonFlushSize+jsonFlushSize/4)}}
-	if opts != nil {
-		a.s.opts = *opts
-	}
-	return a
+	return &JSONArrayWriter{s: newJSONEncodeState(w, make([]byte, 0, jsonFlushSize+jsonFlushSize/4), opts)}
 }
 
 func (a *JSONArrayWriter) sep() error {
@@ -150,7 +141,7 @@ func (a *JSONArrayWriter) Write(ds *Dataset) error {
 	if err := a.sep(); err != nil {
 		return err
 	}
-	if err := a.s.dataset(ds, nil); err != nil {
+	if err := a.s.top(ds); err != nil {
 		return err
 	}
 	return a.s.flushIfFull()
@@ -207,10 +198,23 @@ const jsonTagTrailingPadding Tag = 0xFFFCFFFC
 const jsonFlushSize = 32 << 10
 
 type jsonEncodeState struct {
-	opts JSONOptions
-	w    io.Writer // nil when appending to a caller's buffer
-	buf  []byte
-	path []PathItem
+	opts   JSONOptions
+	w      io.Writer // nil when appending to a caller's buffer
+	buf    []byte
+	path   []PathItem  // items enclosing the element being encoded
+	scopes []jsonScope // data sets enclosing it, the top first
+	// Room for the usual nesting, so AppendJSON allocates only the state.
+	pathBuf  [4]PathItem
+	scopeBuf [5]jsonScope
+}
+
+func newJSONEncodeState(w io.Writer, buf []byte, opts *JSONOptions) *jsonEncodeState {
+	s := &jsonEncodeState{w: w, buf: buf}
+	if opts != nil {
+		s.opts = *opts
+	}
+	s.path, s.scopes = s.pathBuf[:0], s.scopeBuf[:0]
+	return s
 }
 
 func (s *jsonEncodeState) flush() error {
@@ -242,10 +246,40 @@ func (s *jsonEncodeState) errorf(t Tag, format string, args ...any) error {
 	return fmt.Errorf("dicom: JSON encoding %s: %w", s.pathTo(t), fmt.Errorf(format, args...))
 }
 
-func (s *jsonEncodeState) dataset(ds *Dataset, parent *CharacterSet) error {
-	// An unknown term still yields a usable set (treating it as the
-	// default repertoire); the encoder goes on, as a receiver must.
-	cs, _ := ds.CharacterSet(parent)
+// jsonScope is a data set being encoded, whose character set is resolved
+// only when a value needs it: most values are plain ASCII.
+type jsonScope struct {
+	ds   *Dataset
+	cs   *CharacterSet
+	done bool
+}
+
+// charset returns the character set of the data set at nesting level
+// (0 the top), which inherits from level-1.
+func (s *jsonEncodeState) charset(level int) *CharacterSet {
+	if !s.scopes[level].done {
+		var parent *CharacterSet
+		if level > 0 {
+			parent = s.charset(level - 1)
+		}
+		sc := &s.scopes[level]
+		// An unknown term still yields a usable set (treating it as the
+		// default repertoire); the encoder goes on, as a receiver must.
+		sc.cs, _ = sc.ds.CharacterSet(parent)
+		sc.done = true
+	}
+	return s.scopes[level].cs
+}
+
+// top encodes ds as a top-level object.
+func (s *jsonEncodeState) top(ds *Dataset) error {
+	s.scopes, s.path = s.scopes[:0], s.path[:0]
+	return s.dataset(ds)
+}
+
+func (s *jsonEncodeState) dataset(ds *Dataset) error {
+	s.scopes = append(s.scopes, jsonScope{ds: ds})
+	cs := len(s.scopes) - 1
 	s.buf = append(s.buf, '{')
 	first := true
 	if ds != nil {
@@ -270,10 +304,11 @@ func (s *jsonEncodeState) dataset(ds *Dataset, parent *CharacterSet) error {
 		}
 	}
 	s.buf = append(s.buf, '}')
+	s.scopes = s.scopes[:cs]
 	return nil
 }
 
-func (s *jsonEncodeState) element(e *Element, cs *CharacterSet) error {
+func (s *jsonEncodeState) element(e *Element, cs int) error {
 	vr := e.VR
 	if e.Items != nil {
 		// A UN element of undefined length is read as a sequence (CP-246).
@@ -319,7 +354,7 @@ func (s *jsonEncodeState) element(e *Element, cs *CharacterSet) error {
 	return nil
 }
 
-func (s *jsonEncodeState) sequence(e *Element, cs *CharacterSet) error {
+func (s *jsonEncodeState) sequence(e *Element, cs int) error {
 	if len(e.Items) == 0 {
 		return nil
 	}
@@ -329,7 +364,7 @@ func (s *jsonEncodeState) sequence(e *Element, cs *CharacterSet) error {
 			s.buf = append(s.buf, ',')
 		}
 		s.path = append(s.path, PathItem{Sequence: e.Tag, Index: i})
-		err := s.dataset(item, cs)
+		err := s.dataset(item)
 		s.path = s.path[:len(s.path)-1]
 		if err != nil {
 			return err
@@ -576,7 +611,7 @@ func (s *jsonEncodeState) numberStrings(e *Element) error {
 }
 
 // strings writes the values of a string VR other than PN, DS and IS.
-func (s *jsonEncodeState) strings(e *Element, cs *CharacterSet) error {
+func (s *jsonEncodeState) strings(e *Element, cs int) error {
 	v, err := s.text(e, cs)
 	if err != nil {
 		return err
@@ -621,7 +656,7 @@ func (s *jsonEncodeState) strings(e *Element, cs *CharacterSet) error {
 // jsonPnGroups names the PN component groups in their order (PS3.18 F.2.2).
 var jsonPnGroups = [3]string{`"Alphabetic":`, `"Ideographic":`, `"Phonetic":`}
 
-func (s *jsonEncodeState) personNames(e *Element, cs *CharacterSet) error {
+func (s *jsonEncodeState) personNames(e *Element, cs int) error {
 	v, err := s.text(e, cs)
 	if err != nil {
 		return err
@@ -679,11 +714,11 @@ func (s *jsonEncodeState) personNames(e *Element, cs *CharacterSet) error {
 // text returns the element's value as UTF-8: the value itself when it is
 // plain ASCII (the common case, no allocation), else decoded from the data
 // set's character set.
-func (s *jsonEncodeState) text(e *Element, cs *CharacterSet) ([]byte, error) {
+func (s *jsonEncodeState) text(e *Element, cs int) ([]byte, error) {
 	if jsonIsPlainASCII(e.Value) {
 		return e.Value, nil
 	}
-	str, err := cs.Decode(e.Value, e.VR)
+	str, err := s.charset(cs).Decode(e.Value, e.VR)
 	if err != nil {
 		return nil, s.errorf(e.Tag, "%w", err)
 	}
@@ -843,7 +878,15 @@ var jsonSafe = func() (t [utf8.RuneSelf]bool) {
 }()
 
 func appendJSONString(b []byte, s string) []byte {
-	return appendJSONBytes(b, []byte(s))
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || !jsonSafe[c] {
+			return appendJSONBytes(b, []byte(s))
+		}
+	}
+	// The common case (URIs): nothing to escape, nothing to convert.
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // appendJSONBytes writes s as a JSON string. Invalid UTF-8 becomes U+FFFD;

@@ -348,8 +348,10 @@ func FuzzJSONDecode(f *testing.F) {
 		if err != nil {
 			return
 		}
+		// Values given by BulkDataURI are left unresolved (empty) and so
+		// encode as empty values.
 		var buf bytes.Buffer
-		a := NewJSONArrayWriter(&buf, &JSONOptions{BulkDataURI: func(p ElementPath) string { return "bulk:" + p.String() }})
+		a := NewJSONArrayWriter(&buf, nil)
 		for _, ds := range got {
 			if err := a.Write(ds); err != nil {
 				t.Fatalf("decoded input does not encode: %v", err)
@@ -364,7 +366,7 @@ func FuzzJSONDecode(f *testing.F) {
 			t.Fatalf("own output does not decode: %v\n%s", err, first)
 		}
 		var buf2 bytes.Buffer
-		if err := EncodeJSONArray(&buf2, again, &JSONOptions{BulkDataURI: func(p ElementPath) string { return "bulk:" + p.String() }}); err != nil {
+		if err := EncodeJSONArray(&buf2, again, nil); err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(first, buf2.Bytes()) {
