@@ -55,9 +55,11 @@ type JSONBulkData struct {
 }
 
 // DecodeJSON reads a DICOM JSON object, or an array of them, from r.
-// Strings come out as UTF-8: when any value is not ASCII, the Specific
-// Character Set (0008,0005) of the data set (and of any item that has its
-// own) is set to ISO_IR 192. String values are padded to even length.
+// JSON text is UTF-8. When a data set has non-ASCII text, its strings are
+// encoded in the character set its Specific Character Set (0008,0005)
+// declares, if every one can be; otherwise they stay UTF-8 and (0008,0005)
+// of the data set (and of any item that has its own) is set to ISO_IR 192.
+// String values are padded to even length.
 func DecodeJSON(r io.Reader, opts *JSONDecodeOptions) ([]*Dataset, []JSONBulkData, error) {
 	max := int64(DefaultJSONMaxBytes)
 	if opts != nil && opts.MaxBytes > 0 {
@@ -215,10 +217,61 @@ func (d *jsonDecoder) instance() (*Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.nonASCII {
+	if d.nonASCII && !jsonTranscodeDeclared(ds) {
 		jsonSetUTF8(ds, true)
 	}
 	return ds, nil
+}
+
+// jsonTranscodeDeclared encodes the strings of ds, decoded as UTF-8, in
+// the character set the data set declares (as a JSON producer that keeps
+// the source's Specific Character Set writes), item by item. If the data
+// set declares none, or UTF-8, or a value cannot be represented, it
+// changes nothing and reports false.
+func jsonTranscodeDeclared(ds *Dataset) bool {
+	var edits []jsonEdit
+	if !jsonCollectTranscodes(ds, nil, &edits) {
+		return false
+	}
+	for _, ed := range edits {
+		ed.e.Value = ed.value
+	}
+	return true
+}
+
+type jsonEdit struct {
+	e     *Element
+	value []byte
+}
+
+func jsonCollectTranscodes(ds *Dataset, parent *CharacterSet, edits *[]jsonEdit) bool {
+	cs, err := ds.CharacterSet(parent)
+	if err != nil || cs == nil {
+		return false
+	}
+	if t := cs.Terms(); len(t) == 1 && t[0] == "ISO_IR 192" {
+		return false
+	}
+	for i := range ds.Elements {
+		e := &ds.Elements[i]
+		for _, item := range e.Items {
+			if !jsonCollectTranscodes(item, cs, edits) {
+				return false
+			}
+		}
+		if !e.VR.IsString() || jsonIsPlainASCII(e.Value) {
+			continue
+		}
+		b, err := cs.Encode(string(jsonTrimTrailing(e.Value, e.VR)), e.VR)
+		if err != nil {
+			return false
+		}
+		if len(b)%2 == 1 {
+			b = append(b, e.VR.PaddingByte())
+		}
+		*edits = append(*edits, jsonEdit{e, b})
+	}
+	return true
 }
 
 // jsonSetUTF8 declares ISO_IR 192 on ds (if top, or if ds declares its own
