@@ -583,8 +583,11 @@ func jsonAppendJSONFloat(b []byte, f float64, bits int) []byte {
 // written as a JSON string, which PS3.18 Table F.2.3-1 permits "to
 // preserve the original format", so the round trip keeps every spelling.
 func (s *jsonEncodeState) numberStrings(e *Element) error {
+	v := jsonTrimTrailing(e.Value)
+	if len(jsonTrimBoth(v)) == 0 && !jsonHasBackslash(v) {
+		return nil // only padding: an empty value
+	}
 	s.buf = append(s.buf, `,"Value":[`...)
-	v := jsonTrimTrailing(e.Value, e.VR)
 	first := true
 	for {
 		part, rest, more := jsonCutBackslash(v)
@@ -616,7 +619,7 @@ func (s *jsonEncodeState) strings(e *Element, cs int) error {
 	if err != nil {
 		return err
 	}
-	v = jsonTrimTrailing(v, e.VR)
+	v = jsonTrimTrailing(v)
 	if e.VR.IsText() {
 		// LT, ST, UT and UR hold one value; a backslash is a character.
 		if len(v) == 0 {
@@ -661,7 +664,7 @@ func (s *jsonEncodeState) personNames(e *Element, cs int) error {
 	if err != nil {
 		return err
 	}
-	v = jsonTrimTrailing(v, PN)
+	v = jsonTrimTrailing(v)
 	if jsonPNEmpty(v) {
 		return nil
 	}
@@ -791,7 +794,7 @@ func jsonCutByte(b []byte, c byte) (before, after []byte) {
 
 // jsonTrimTrailing drops the padding PS3.5 allows at the end of a value:
 // spaces and NULs (UI is NUL padded; some writers pad others with NUL too).
-func jsonTrimTrailing(b []byte, _ VR) []byte {
+func jsonTrimTrailing(b []byte) []byte {
 	n := len(b)
 	for n > 0 && (b[n-1] == ' ' || b[n-1] == 0) {
 		n--
@@ -800,7 +803,7 @@ func jsonTrimTrailing(b []byte, _ VR) []byte {
 }
 
 func jsonTrimBoth(b []byte) []byte {
-	b = jsonTrimTrailing(b, 0)
+	b = jsonTrimTrailing(b)
 	i := 0
 	for i < len(b) && (b[i] == ' ' || b[i] == 0) {
 		i++
@@ -815,7 +818,7 @@ func jsonTrimValueBytes(vr VR, b []byte) []byte {
 	case DS, IS, AE, CS, DA, TM, DT, AS, SH, LO:
 		return jsonTrimBoth(b)
 	}
-	return jsonTrimTrailing(b, vr)
+	return jsonTrimTrailing(b)
 }
 
 // jsonValidJSONNumber reports whether b is a number in the JSON grammar

@@ -347,7 +347,7 @@ func jsonCompareUN(tag string, o, d map[string]any, at string) string {
 	db := e.Value
 	if e.VR.IsString() {
 		// Compare the text: the padding of our UN value is the source's.
-		if string(trimValueBytesTrailingAll(ob)) == string(trimValueBytesTrailingAll(db)) {
+		if string(jsonTrimTrailing(ob)) == string(jsonTrimTrailing(db)) {
 			return ""
 		}
 		return fmt.Sprintf("%s: UN %q, dcm2json %s %q", at, ob, d["vr"], db)
@@ -357,8 +357,6 @@ func jsonCompareUN(tag string, o, d map[string]any, at string) string {
 	}
 	return ""
 }
-
-func trimValueBytesTrailingAll(b []byte) []byte { return jsonTrimTrailing(b, UN) }
 
 func jsonBytesEqualPadded(a, b []byte) bool {
 	if bytes.Equal(a, b) {

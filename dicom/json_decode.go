@@ -262,7 +262,7 @@ func jsonCollectTranscodes(ds *Dataset, parent *CharacterSet, edits *[]jsonEdit)
 		if !e.VR.IsString() || jsonIsPlainASCII(e.Value) {
 			continue
 		}
-		b, err := cs.Encode(string(jsonTrimTrailing(e.Value, e.VR)), e.VR)
+		b, err := cs.Encode(string(jsonTrimTrailing(e.Value)), e.VR)
 		if err != nil {
 			return false
 		}
@@ -676,9 +676,6 @@ func (d *jsonDecoder) stringValue(out []byte, vr VR) ([]byte, error) {
 	}
 	if !vr.IsText() && bytes.IndexByte(s, '\\') >= 0 {
 		return out, d.errorf("a %s value cannot contain a backslash, the value delimiter", vr)
-	}
-	if vr == AT {
-		return out, d.errorf("AT values are binary") // unreachable: AT is not a string VR
 	}
 	d.noteText(s)
 	return append(out, s...), nil

@@ -77,8 +77,9 @@ func TestJSONEncode(t *testing.T) {
 		{"DS and IS", jsonDS(
 			NewStrings(0x00180050, DS, "1.5", " -0.25 ", "1e3", "1E+02", "+1", ".5", "5.", "007", ""),
 			NewStrings(0x00200013, IS, "12", "-3", "+4", "007"),
+			NewStrings(0x00280030, DS, "  "),
 		), nil, `{"00180050":{"vr":"DS","Value":[1.5,-0.25,1e3,1E+02,"+1",".5","5.","007",null]},` +
-			`"00200013":{"vr":"IS","Value":[12,-3,"+4","007"]}}`},
+			`"00200013":{"vr":"IS","Value":[12,-3,"+4","007"]},"00280030":{"vr":"DS"}}`},
 		{"binary numbers", jsonDS(
 			jsonRaw(0x00280010, US, jsonLE16(0, 65535)...),
 			jsonRaw(0x00189219, SS, jsonLE16(0xFFFD, 4)...),
