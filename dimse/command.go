@@ -103,7 +103,7 @@ func (c *command) dataset() *dicom.Dataset {
 	uid(tag.AffectedSOPClassUID, c.AffectedSOPClass)
 	uid(tag.RequestedSOPClassUID, c.RequestedSOPClass)
 	ds.Set(dicom.NewUint16s(tag.CommandField, c.Field))
-	if c.Field&0x8000 == 0 {
+	if c.Field&0x8000 == 0 && c.Field != cCancelRQ {
 		ds.Set(dicom.NewUint16s(tag.MessageID, c.MessageID))
 	} else {
 		ds.Set(dicom.NewUint16s(tag.MessageIDBeingRespondedTo, c.RespondedTo))

@@ -202,6 +202,13 @@ func (u *ulConn) recv(ctx context.Context, w waitKind) (inbound, event, error) {
 	if u.readerExited {
 		return inbound{}, evt17, errTransportClosed
 	}
+	// What has arrived is handled before timers and shutdown are looked at:
+	// a request already received is served.
+	select {
+	case in := <-u.in:
+		return u.classify(in)
+	default:
+	}
 	var timer <-chan time.Time
 	var why error
 	switch {
