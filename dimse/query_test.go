@@ -2,6 +2,8 @@ package dimse
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -266,4 +269,105 @@ func TestGetSCU(t *testing.T) {
 		})
 	}
 	_ = fmt.Sprint
+}
+
+// endlessFind emits the same match until told to stop: a C-CANCEL must
+// end it.
+type endlessFind struct{ emitted atomic.Int64 }
+
+func (f *endlessFind) Find(ctx context.Context, req FindRequest, emit func(*dicom.Dataset) error) Status {
+	ds := &dicom.Dataset{}
+	ds.Set(dicom.NewStrings(tag.QueryRetrieveLevel, dicom.CS, req.Level))
+	ds.Set(dicom.NewStrings(tag.PatientID, dicom.LO, "ENDLESS"))
+	f.emitted.Store(0)
+	for f.emitted.Load() < 100000 {
+		f.emitted.Add(1)
+		if err := emit(ds); err != nil {
+			return Status{Code: StatusUnableToProcess} // overridden by Cancel
+		}
+	}
+	return Success
+}
+
+func TestFindCancel(t *testing.T) {
+	checkNoLeak(t)
+	h := &endlessFind{}
+	ts := startServer(t, Config{AETitle: "MEDIMINT", Find: h})
+	t.Run("findscu", func(t *testing.T) {
+		requireTool(t, "findscu")
+		out := mustRun(t, "findscu", "-v", "--cancel", "2", "-S", "-aet", "FINDSCU", "-aec", "MEDIMINT",
+			"-k", "QueryRetrieveLevel=STUDY", "-k", "PatientID", "127.0.0.1", ts.port)
+		if !strings.Contains(out, "Received Final Find Response (Cancel") {
+			t.Errorf("no final Cancel response:\n%s", out)
+		}
+	})
+	t.Run("Client", func(t *testing.T) {
+		ctx := context.Background()
+		c, err := Associate(ctx, ts.addr, ClientConfig{CallingAE: "GO", CalledAE: "MEDIMINT", Contexts: []ProposedContext{
+			{AbstractSyntax: dicom.StudyRootQueryRetrieveFind, TransferSyntaxes: []string{dicom.ExplicitVRLittleEndian}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Release(ctx)
+		q := &dicom.Dataset{}
+		q.Set(dicom.NewStrings(tag.QueryRetrieveLevel, dicom.CS, "STUDY"))
+		q.Set(dicom.Element{Tag: tag.PatientID, VR: dicom.LO})
+		stop := errors.New("enough")
+		n := 0
+		st, err := c.Find(ctx, dicom.StudyRootQueryRetrieveFind, q, func(ds *dicom.Dataset) error {
+			if ds.String(tag.PatientID) != "ENDLESS" {
+				t.Errorf("match %v", ds)
+			}
+			if n++; n == 3 {
+				return stop
+			}
+			return nil
+		})
+		if !errors.Is(err, stop) || st.Code != StatusCancel {
+			t.Errorf("Find: %v %v, want the callback's error and Cancel", st, err)
+		}
+		if h.emitted.Load() >= 100000 {
+			t.Error("the handler was not stopped")
+		}
+		// The association is still good for another query.
+		n = 0
+		_, err = c.Find(ctx, dicom.StudyRootQueryRetrieveFind, q, func(*dicom.Dataset) error { return stop })
+		if !errors.Is(err, stop) {
+			t.Errorf("second Find: %v", err)
+		}
+	})
+}
+
+// TestClientFindOverDirIndex runs our SCU against our SCP.
+func TestClientFindOverDirIndex(t *testing.T) {
+	checkNoLeak(t)
+	archive := buildArchive(t)
+	ts := startServer(t, Config{AETitle: "MEDIMINT", Find: NewDirIndex(archive)})
+	ctx := context.Background()
+	for _, tsUID := range []string{dicom.ImplicitVRLittleEndian, dicom.ExplicitVRLittleEndian, dicom.DeflatedExplicitVRLittleEndian, dicom.ExplicitVRBigEndian} {
+		t.Run(tsUID, func(t *testing.T) {
+			c, err := Associate(ctx, ts.addr, ClientConfig{CallingAE: "GO", CalledAE: "MEDIMINT", Contexts: []ProposedContext{
+				{AbstractSyntax: dicom.PatientRootQueryRetrieveFind, TransferSyntaxes: []string{tsUID}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Release(ctx)
+			q := &dicom.Dataset{}
+			q.Set(dicom.NewStrings(tag.QueryRetrieveLevel, dicom.CS, "STUDY"))
+			q.Set(dicom.NewStrings(tag.PatientName, dicom.PN, "CompressedSamples^MR1"))
+			q.Set(dicom.Element{Tag: tag.StudyInstanceUID, VR: dicom.UI})
+			q.Set(dicom.Element{Tag: tag.NumberOfStudyRelatedInstances, VR: dicom.IS})
+			var got []*dicom.Dataset
+			st, err := c.Find(ctx, dicom.PatientRootQueryRetrieveFind, q, func(ds *dicom.Dataset) error {
+				got = append(got, ds)
+				return nil
+			})
+			if err != nil || st.Code != StatusSuccess {
+				t.Fatalf("Find: %v %v", st, err)
+			}
+			if len(got) != 1 || got[0].String(tag.StudyInstanceUID) != mrStudy || got[0].String(tag.NumberOfStudyRelatedInstances) != "3" {
+				t.Errorf("matches %+v", got)
+			}
+		})
+	}
 }
