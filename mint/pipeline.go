@@ -368,8 +368,10 @@ func (p *Pipeline) commit(ctx context.Context, rec *index.Record, ptSum []byte) 
 			err = fmt.Errorf("%w: %w", ErrMissingUID, err)
 		case errors.Is(err, index.ErrConflict):
 			err = fmt.Errorf("%w: %w", ErrMismatch, err)
+		case errors.Is(err, index.ErrDuplicate):
+			err = fmt.Errorf("%w: %w", ErrDuplicate, err)
 		}
-		if !errors.Is(err, index.ErrDuplicate) {
+		if !errors.Is(err, index.ErrDuplicate) && !errors.Is(err, ErrDuplicate) {
 			err = fmt.Errorf("mint: index %s: %w", sop, err)
 		}
 	}

@@ -1,0 +1,155 @@
+package mint
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/medimint/medimint/db/dbtest"
+	"github.com/medimint/medimint/mint/blobstore"
+	"github.com/medimint/medimint/mint/envelope"
+)
+
+// benchCorpus returns the files to ingest: the benchmark corpus in
+// $MEDIMINT_BENCH_CORPUS (built by /work/shared/corpus/bench-corpus.sh;
+// scripts/bench-ingest.sh does it), else 16 synthetic 2 MiB CT instances
+// written to a temporary directory.
+func benchCorpus(b *testing.B) (dir string, files []string, total int64) {
+	dir = os.Getenv("MEDIMINT_BENCH_CORPUS")
+	if dir == "" {
+		dir = b.TempDir()
+		for i := range 16 {
+			data := bigInstance(b, "1.2.826.0.1.3680043.10.996.1", fmt.Sprintf("1.2.826.0.1.3680043.10.996.1.1.%d", i), 1024)
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%03d.dcm", i)), data, 0o600); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".dcm") {
+			return err
+		}
+		info, err := d.Info()
+		files = append(files, p)
+		total += info.Size()
+		return err
+	})
+	if err != nil || len(files) == 0 {
+		b.Fatalf("corpus %s: %d files, %v", dir, len(files), err)
+	}
+	return dir, files, total
+}
+
+// bigInstance is a CT instance of size x size 16-bit pixels.
+func bigInstance(b *testing.B, study, sop string, size int) []byte {
+	px := make([]byte, size*size*2)
+	rand.Read(px)
+	f := dump2dcm(b, fmt.Sprintf(`(0008,0016) UI =CTImageStorage
+(0008,0018) UI [%s]
+(0008,0060) CS [CT]
+(0010,0010) PN [Bench^Patient]
+(0010,0020) LO [BENCH1]
+(0020,000d) UI [%s]
+(0020,000e) UI [%s.1]
+(0028,0002) US 1
+(0028,0004) CS [MONOCHROME2]
+(0028,0010) US %d
+(0028,0011) US %d
+(0028,0100) US 16
+(0028,0101) US 16
+(0028,0102) US 15
+(0028,0103) US 0
+(7fe0,0010) OW 0000
+`, sop, study, study, size, size))
+	// Replace the 2-byte placeholder pixel data with the real pixels.
+	f = f[:len(f)-6]
+	f = append(f, byte(len(px)), byte(len(px)>>8), byte(len(px)>>16), byte(len(px)>>24))
+	return append(f, px...)
+}
+
+// BenchmarkIngest compares storing the corpus through the pipeline
+// (parse, encrypt, hash, durable Put, index commit) with copying it with
+// cp(1). SetBytes makes MB/s comparable; the ratio is the figure to watch
+// (target: pipeline >= 70% of cp).
+func BenchmarkIngest(b *testing.B) {
+	dir, files, total := benchCorpus(b)
+	b.Run("cp", func(b *testing.B) {
+		b.SetBytes(total)
+		for b.Loop() {
+			dst := filepath.Join(b.TempDir(), "copy")
+			if out, err := exec.Command("cp", "-r", dir, dst).CombinedOutput(); err != nil {
+				b.Fatalf("cp: %v %s", err, out)
+			}
+		}
+	})
+	b.Run("cp+sync", func(b *testing.B) {
+		b.SetBytes(total)
+		for b.Loop() {
+			dst := filepath.Join(b.TempDir(), "copy")
+			if out, err := exec.Command("sh", "-c", `cp -r "$1" "$2" && sync -f "$2"`, "sh", dir, dst).CombinedOutput(); err != nil {
+				b.Fatalf("cp: %v %s", err, out)
+			}
+		}
+	})
+	data := make([][]byte, len(files))
+	for i, f := range files {
+		var err error
+		if data[i], err = os.ReadFile(f); err != nil {
+			b.Fatal(err)
+		}
+	}
+	pool := dbtest.New(b)
+	kek := make([]byte, 32)
+	rand.Read(kek)
+	kw, _ := envelope.NewLocalKEK(kek)
+	for _, workers := range []int{1, 4} {
+		b.Run(fmt.Sprintf("pipeline-%d", workers), func(b *testing.B) {
+			b.SetBytes(total)
+			ctx := context.Background()
+			for b.Loop() {
+				b.StopTimer()
+				if _, err := pool.Exec(ctx, `TRUNCATE patients, studies, series, instances, instance_data, study_keys, outbox CASCADE`); err != nil {
+					b.Fatal(err)
+				}
+				blobs, err := blobstore.NewFS(b.TempDir())
+				if err != nil {
+					b.Fatal(err)
+				}
+				p, err := New(Config{Pool: pool, Blobs: blobs, Keys: kw, Logger: slog.New(slog.DiscardHandler)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				var wg sync.WaitGroup
+				next := make(chan []byte)
+				for range workers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for d := range next {
+							if _, err := p.StorePart10(ctx, Source{OrgID: "bench"}, bytes.NewReader(d)); err != nil {
+								b.Error(err)
+							}
+						}
+					}()
+				}
+				// Files are streamed from disk as a receiver streams from
+				// the network; the bytes are in the page cache, as cp's are.
+				for i := range data {
+					next <- data[i]
+				}
+				close(next)
+				wg.Wait()
+			}
+		})
+	}
+}
