@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: medimint <command> [flags]
+
+commands:
+  serve     run the gateway (HTTP/DICOMweb) until SIGINT/SIGTERM
+  migrate   create the database if missing and apply the schema
+  devnet    run the embedded Stellar devnet
+  wallet    manage keys and accounts
+  version   print version and commit
+  help      print this help
+
+Configuration is read from environment variables (see README.md).
+Run 'medimint <command> -h' for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// command is a subcommand: it returns the process exit status.
+type command func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+
+func commands() map[string]command {
+	return map[string]command{
+		"serve":   cmdServe,
+		"migrate": cmdMigrate,
+		"devnet":  notImplemented("devnet"),
+		"wallet":  notImplemented("wallet"),
+		"version": cmdVersion,
+	}
+}
+
+// run dispatches args to a subcommand; exit status 2 means usage error.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	cmd, ok := commands()[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "medimint: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	return cmd(ctx, args[1:], stdout, stderr)
+}
+
+func notImplemented(name string) command {
+	return func(_ context.Context, _ []string, _, stderr io.Writer) int {
+		fmt.Fprintf(stderr, "medimint %s: not implemented yet\n", name)
+		return 2
+	}
+}
+
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/medimint/medimint/config"
+	"github.com/medimint/medimint/db"
+	"github.com/medimint/medimint/gateway"
+)
+
+func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: medimint serve\n\nRuns the gateway until SIGINT/SIGTERM. Configured by environment variables (README.md).")
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.FromEnv()
+	if err != nil {
+		fmt.Fprintf(stderr, "medimint serve: %v\n", err)
+		return 2
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	log.Info("starting", "config", cfg)
+
+	pool, err := openDatabase(ctx, cfg, log)
+	if err != nil {
+		log.Error("database", "err", err)
+		return 1
+	}
+	defer pool.Close()
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		log.Error("listen", "addr", cfg.HTTPAddr, "err", err)
+		return 1
+	}
+	if err := serve(ctx, log, pool, ln); err != nil {
+		log.Error("serve", "err", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+// serve runs the servers on their listeners until ctx is done.
+func serve(ctx context.Context, log *slog.Logger, pool *pgxpool.Pool, ln net.Listener) error {
+	v, c := buildVersion()
+	gw := gateway.New(gateway.Config{Version: v, Commit: c}, gateway.Deps{DB: pool, Logger: log})
+	return gw.Serve(ctx, ln)
+}
+
+func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: medimint migrate\n\nCreates the database if missing and applies pending migrations.")
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.FromEnv()
+	if err != nil {
+		fmt.Fprintf(stderr, "medimint migrate: %v\n", err)
+		return 2
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	url, err := databaseURL(ctx, cfg)
+	if err != nil {
+		log.Error("database", "err", err)
+		return 1
+	}
+	pool, err := ensureOpen(ctx, url)
+	if err != nil {
+		log.Error("database", "err", err)
+		return 1
+	}
+	defer pool.Close()
+	applied, err := db.MigrateFS(ctx, pool, db.Migrations())
+	for _, name := range applied {
+		fmt.Fprintf(stdout, "applied %s\n", name)
+	}
+	if err != nil {
+		log.Error("migrate", "err", err)
+		return 1
+	}
+	if len(applied) == 0 {
+		fmt.Fprintln(stdout, "schema up to date")
+	}
+	return 0
+}
+
+// openDatabase finds, creates, opens and migrates the database.
+func openDatabase(ctx context.Context, cfg config.Config, log *slog.Logger) (*pgxpool.Pool, error) {
+	url, err := databaseURL(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := ensureOpen(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	applied, err := db.MigrateFS(ctx, pool, db.Migrations())
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	log.Info("database ready", "url", db.Redact(url), "applied", applied)
+	return pool, nil
+}
+
+// databaseURL is DATABASE_URL, or database medimint on a discovered server.
+func databaseURL(ctx context.Context, cfg config.Config) (string, error) {
+	if cfg.DatabaseURL != "" {
+		return cfg.DatabaseURL, nil
+	}
+	admin, err := db.Discover(ctx)
+	if err != nil {
+		return "", err
+	}
+	return db.WithDatabase(admin, db.DefaultName)
+}
+
+// ensureOpen opens url, first creating its database through the server's
+// maintenance database if it does not exist. A database that exists needs
+// no rights beyond its own.
+func ensureOpen(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	pool, err := db.Open(ctx, url)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != invalidCatalogName {
+		return pool, err
+	}
+	admin, name, err := db.SplitURL(url)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.EnsureDatabase(ctx, admin, name); err != nil {
+		return nil, err
+	}
+	return db.Open(ctx, url)
+}
+
+// invalidCatalogName is SQLSTATE 3D000: "database does not exist".
+const invalidCatalogName = "3D000"
