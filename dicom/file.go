@@ -60,7 +60,7 @@ func (d *decoder) parseFile() (*File, error) {
 	uid := strings.TrimRight(string(f.Meta.Get(TagTransferSyntaxUID).valueBytes()), " \x00")
 	ts, ok := LookupTransferSyntax(uid)
 	if !ok {
-		detected, ok := d.detect()
+		detected, ok := d.detect(f.Meta.Len() > 0 || f.Preamble != nil)
 		if !ok {
 			if f.Meta.Len() == 0 && f.Preamble == nil {
 				return nil, &ParseError{Offset: d.off, Err: ErrNotDICOM}
@@ -81,7 +81,7 @@ func (d *decoder) parseFile() (*File, error) {
 		ts = detected
 	} else if !ts.Deflated && ts.Order == le {
 		// The meta can lie about implicit/explicit; the data tells.
-		if detected, ok := d.detect(); ok && detected.Order == ts.Order && detected.Implicit != ts.Implicit {
+		if detected, ok := d.detect(true); ok && detected.Order == ts.Order && detected.Implicit != ts.Implicit {
 			if !ts.Implicit && !ts.Encapsulated {
 				ts, _ = LookupTransferSyntax(ImplicitVRLittleEndian)
 			} else if ts.Implicit {
@@ -102,6 +102,16 @@ func (d *decoder) parseFile() (*File, error) {
 		}
 		return nil, err
 	}
+	// File meta elements inside the data set belong to the meta group (they
+	// sort first); dcmtk moves them there too.
+	n := 0
+	for n < len(f.Dataset.Elements) && f.Dataset.Elements[n].Tag.Group() == 0x0002 {
+		if f.Meta.Get(f.Dataset.Elements[n].Tag) == nil {
+			f.Meta.Set(f.Dataset.Elements[n])
+		}
+		n++
+	}
+	f.Dataset.Elements = f.Dataset.Elements[n:]
 	return f, nil
 }
 
@@ -157,7 +167,8 @@ func (d *decoder) readMeta(meta *Dataset) error {
 // detect guesses the encoding of the data set at the current offset from
 // its first element, as dcmtk does for files without (usable) meta: the
 // byte order from the tag group, explicit VR if a valid VR follows.
-func (d *decoder) detect() (TransferSyntax, bool) {
+// Group 0000 is only plausible in a file known to be DICOM (header seen).
+func (d *decoder) detect(known bool) (TransferSyntax, bool) {
 	b := d.peek(8)
 	if len(b) < 8 {
 		return TransferSyntax{}, false
@@ -165,7 +176,7 @@ func (d *decoder) detect() (TransferSyntax, bool) {
 	gLE := uint16(b[0]) | uint16(b[1])<<8
 	gBE := uint16(b[0])<<8 | uint16(b[1])
 	explicit := VR(uint16(b[4])<<8 | uint16(b[5])).Valid()
-	plausible := func(g uint16) bool { return g != 0 && g <= 0x0FFF || g == 0xFFFE }
+	plausible := func(g uint16) bool { return (g != 0 || known) && g <= 0x0FFF || g == 0xFFFE }
 	switch {
 	case plausible(gLE) && (gLE <= gBE || !plausible(gBE)):
 		if explicit {

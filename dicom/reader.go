@@ -314,6 +314,15 @@ type frame struct {
 
 // readDataset reads data elements into ds until the frame ends.
 func (d *decoder) readDataset(ds *Dataset, f frame) error {
+	if ds.Elements == nil {
+		// Growing the slice element by element costs more than the parse
+		// itself; most images carry 50-200 top-level elements.
+		n := 8
+		if f.top {
+			n = 128
+		}
+		ds.Elements = make([]Element, 0, n)
+	}
 	for {
 		if f.end >= 0 {
 			if d.off == f.end {

@@ -191,7 +191,7 @@ func (c *encoder) datasetLen(ds *Dataset) int64 {
 func (c *encoder) dataset(ds *Dataset) error {
 	for i := range ds.Elements {
 		e := &ds.Elements[i]
-		if e.Tag.IsGroupLength() && e.Fragments == nil && e.Items == nil && len(e.Value) == 4 {
+		if e.Tag.IsGroupLength() && e.VR == UL && e.Items == nil && len(e.Value) == 4 {
 			// Group length: recompute for what we write.
 			var n int64
 			for j := i + 1; j < len(ds.Elements) && ds.Elements[j].Tag.Group() == e.Tag.Group(); j++ {
@@ -294,10 +294,13 @@ func (c *encoder) element(e *Element) error {
 		}
 		return nil
 	}
-	c.value(e.Value, vr)
 	if len(e.Value)%2 == 1 {
-		return c.w.WriteByte(vr.PaddingByte())
+		// Pad before any byte swapping, so the value read back is the
+		// padded little endian value whatever the byte order.
+		c.value(append(append(make([]byte, 0, len(e.Value)+1), e.Value...), vr.PaddingByte()), vr)
+		return nil
 	}
+	c.value(e.Value, vr)
 	return nil
 }
 
