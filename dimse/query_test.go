@@ -132,7 +132,9 @@ func TestFindSCU(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) string {
+func freePort(t *testing.T) string { return freePortTB(t) }
+
+func freePortTB(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -143,6 +145,21 @@ func freePort(t *testing.T) string {
 	return port
 }
 
+func waitListening(t testing.TB, port string) {
+	t.Helper()
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", "127.0.0.1:"+port)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if i == 500 {
+			t.Fatalf("nothing listens on %s: %v", port, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // startStoreSCP runs dcmtk's storescp as a C-MOVE destination.
 func startStoreSCP(t *testing.T, aet, dir string, extra ...string) string {
 	t.Helper()
@@ -150,8 +167,6 @@ func startStoreSCP(t *testing.T, aet, dir string, extra ...string) string {
 	port := freePort(t)
 	args := append([]string{"-aet", aet, "-od", dir}, extra...)
 	cmd := exec.Command("storescp", append(args, port)...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -159,17 +174,8 @@ func startStoreSCP(t *testing.T, aet, dir string, extra ...string) string {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", "127.0.0.1:"+port)
-		if err == nil {
-			c.Close()
-			return port
-		}
-		if i == 250 {
-			t.Fatalf("storescp did not listen: %v\n%s", err, out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitListening(t, port)
+	return port
 }
 
 // storedInstances maps SOP Instance UID to file for a storescp/getscu
