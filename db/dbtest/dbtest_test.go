@@ -53,7 +53,7 @@ func TestDBName(t *testing.T) {
 			t.Errorf("dbName(%q) = %q, want prefix %q and at most 63 bytes", tt.tag, got, tt.prefix)
 		}
 	}
-	if dbName("a") == dbName("a") {
+	if a, b := dbName("a"), dbName("a"); a == b {
 		t.Error("two names collide")
 	}
 }
