@@ -133,6 +133,9 @@ func TestServeBinary(t *testing.T) {
 	cmd.Env = append(os.Environ(),
 		"DATABASE_URL="+pool.Config().ConnString(),
 		"MEDIMINT_HTTP_ADDR=127.0.0.1:0",
+		"MEDIMINT_DIMSE_ADDR=127.0.0.1:0",
+		"MEDIMINT_DATA_DIR="+t.TempDir(),
+		"MEDIMINT_KEK_FILE="+filepath.Join(t.TempDir(), "kek"),
 		"MEDIMINT_LOG_LEVEL=info",
 	)
 	stderr, err := cmd.StderrPipe()

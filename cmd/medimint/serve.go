@@ -41,12 +41,30 @@ func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 	}
 	defer pool.Close()
 
+	pipeline, err := buildPipeline(ctx, cfg, pool, log)
+	if err != nil {
+		log.Error("pipeline", "err", err)
+		return 1
+	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		log.Error("listen", "addr", cfg.HTTPAddr, "err", err)
 		return 1
 	}
-	if err := serve(ctx, log, pool, ln); err != nil {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	dimseDone := make(chan error, 1)
+	go func() {
+		err := runPipeline(ctx, cfg, pipeline, log)
+		cancel() // one server down takes the process down
+		dimseDone <- err
+	}()
+	err = serve(ctx, log, pool, ln) // the DICOMweb gateway takes pipeline once it mounts STOW/WADO
+	cancel()
+	if derr := <-dimseDone; err == nil && derr != nil && !errors.Is(derr, context.Canceled) {
+		err = derr
+	}
+	if err != nil {
 		log.Error("serve", "err", err)
 		return 1
 	}
