@@ -3,6 +3,7 @@ package devnet
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sort"
@@ -302,6 +303,8 @@ func (n *Network) collection(kind string, sc scope) http.HandlerFunc {
 // stream serves Server-Sent Events as Horizon does: a hello event carrying
 // the retry interval, then one event per record (id = paging token),
 // pushing new records as ledgers close until the client goes away.
+// Unlike Horizon it also writes an SSE comment after each ledger that
+// brought nothing new.
 func (n *Network) stream(w http.ResponseWriter, r *http.Request, kind string, sc scope, pg paging) {
 	flusher, ok := w.(http.Flusher)
 	if !ok {
@@ -326,6 +329,7 @@ func (n *Network) stream(w http.ResponseWriter, r *http.Request, kind string, sc
 	fmt.Fprintf(w, "retry: %d\nevent: open\ndata: \"hello\"\n\n", sseRetryMS)
 	flusher.Flush()
 	base := baseURL(r)
+	first := true
 	for {
 		n.mu.Lock()
 		v, _ := n.viewLocked(kind, sc, r, pg)
@@ -338,6 +342,15 @@ func (n *Network) stream(w http.ResponseWriter, r *http.Request, kind string, sc
 			}
 			cur, hasCursor = keys[i], true
 		}
+		if len(recs) == 0 && !first {
+			// A comment per quiet ledger: clients ignore it, but it lets
+			// them notice their own cancellation (horizonclient only checks
+			// between lines) and lets us notice a vanished client.
+			if _, err := io.WriteString(w, ": ledger closed\n\n"); err != nil {
+				return
+			}
+		}
+		first = false
 		flusher.Flush()
 		if len(recs) == maxLimit {
 			continue

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/medimint/medimint/devnet"
 	"github.com/medimint/medimint/devnet/devnettest"
@@ -29,7 +30,11 @@ type harness struct {
 func newHarness(t testing.TB, opts ...devnettest.Option) *harness {
 	t.Helper()
 	url, n := devnettest.Start(t, opts...)
-	return &harness{t: t, url: url, n: n, c: &horizonclient.Client{HorizonURL: url, HTTP: http.DefaultClient}}
+	c := &horizonclient.Client{HorizonURL: url, HTTP: http.DefaultClient}
+	// horizonclient sets its timeout lazily on first use, which races when
+	// the client is shared by goroutines; set it up front.
+	c.SetHorizonTimeout(time.Minute)
+	return &harness{t: t, url: url, n: n, c: c}
 }
 
 // fund creates k accounts through friendbot, concurrently.
