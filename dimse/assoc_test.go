@@ -280,3 +280,56 @@ func TestTLS(t *testing.T) {
 		}
 	})
 }
+
+// TestClientStore sends instances with our SCU: the data set is stored
+// byte for byte; one whose UIDs differ from the command's is refused with
+// A900 and not stored.
+func TestClientStore(t *testing.T) {
+	checkNoLeak(t)
+	dir := t.TempDir()
+	store, _ := NewDirStore(dir)
+	store.Log = testLogger(t)
+	ts := startServer(t, Config{AETitle: "MEDIMINT", Store: store})
+	ctx := context.Background()
+	const ct = "1.2.840.10008.5.1.4.1.1.2"
+	for _, tsUID := range []string{dicom.ExplicitVRLittleEndian, dicom.ImplicitVRLittleEndian, dicom.DeflatedExplicitVRLittleEndian} {
+		t.Run(tsUID, func(t *testing.T) {
+			tsx, _ := dicom.LookupTransferSyntax(tsUID)
+			c, err := Associate(ctx, ts.addr, ClientConfig{CallingAE: "GO", CalledAE: "MEDIMINT", MaxPDULength: 4096,
+				Contexts: []ProposedContext{{AbstractSyntax: ct, TransferSyntaxes: []string{tsUID}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Release(ctx)
+			ds := &dicom.Dataset{}
+			ds.Set(dicom.NewStrings(dicom.TagSOPClassUID, dicom.UI, ct))
+			ds.Set(dicom.NewStrings(dicom.TagSOPInstanceUID, dicom.UI, "1.2.3.4.5"))
+			ds.Set(dicom.NewStrings(dicom.NewTag(0x0010, 0x0010), dicom.PN, "Test^Patient"))
+			ds.Set(dicom.Element{Tag: dicom.TagPixelData, VR: dicom.OW, Value: make([]byte, 50000)})
+			body, err := encodeDataset(ds, tsx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := c.Store(ctx, ct, "1.2.3.4.5", tsUID, byteReader(body))
+			if err != nil || st.Code != StatusSuccess {
+				t.Fatalf("Store: %v %v", st, err)
+			}
+			if got := datasetBytes(t, store.Path("1.2.3.4.5")); string(got) != string(body) {
+				t.Error("stored data set differs")
+			}
+			if f := metaOf(t, store.Path("1.2.3.4.5")); f.Meta.String(dicom.NewTag(2, 0x16)) != "GO" || f.TransferSyntax.UID != tsUID {
+				t.Errorf("File Meta: source AE %q, transfer syntax %s", f.Meta.String(dicom.NewTag(2, 0x16)), f.TransferSyntax.UID)
+			}
+			st, err = c.Store(ctx, ct, "1.2.3.4.6", tsUID, byteReader(body))
+			if st.Code != StatusDataSetDoesNotMatchSOPClass || err == nil {
+				t.Errorf("mismatching store: %v %v, want A900", st, err)
+			}
+			if _, err := os.Stat(store.Path("1.2.3.4.6")); err == nil {
+				t.Error("mismatching instance stored")
+			}
+			if err := c.Echo(ctx); err == nil {
+				t.Error("echo without a Verification context succeeded")
+			}
+		})
+	}
+}

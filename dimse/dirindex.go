@@ -314,10 +314,9 @@ func rangeMatch(w, h string, vr dicom.VR) bool {
 		return s
 	}
 	h = norm(h)
+	// The first '-' separates a range: a DT key with a negative UTC
+	// offset is not supported.
 	lo, hi, isRange := strings.Cut(w, "-")
-	if vr == dicom.DT && isRange && strings.ContainsAny(hi, "+") {
-		isRange = true
-	}
 	if !isRange {
 		w = norm(w)
 		return h == w || (vr == dicom.TM && strings.HasPrefix(h, w))

@@ -266,7 +266,7 @@ func peerName(tc *tls.Conn) string {
 // whether the association is established; false means the connection has
 // been dealt with. On success the association holds a slot.
 func (a *association) negotiate() bool {
-	in, ev, err := a.recv(nil, waitARTIM)
+	in, ev, err := a.recv(context.Background(), waitARTIM)
 	if ev != evt6 {
 		if in.buf != nil {
 			a.recycle(in.buf)

@@ -90,7 +90,7 @@ const maxIdentifierLength = 1 << 20
 // serve runs the data transfer phase (Sta6) until the association ends.
 func (a *association) serve() error {
 	for {
-		cmd, pc, err := a.readCommand(nil, waitIdle)
+		cmd, pc, err := a.readCommand(context.Background(), waitIdle)
 		if err != nil {
 			return err
 		}

@@ -229,10 +229,7 @@ func (u *ulConn) recv(ctx context.Context, w waitKind) (inbound, event, error) {
 	if w == waitIdle {
 		drain = u.drain
 	}
-	var done <-chan struct{}
-	if ctx != nil {
-		done = ctx.Done()
-	}
+	done := ctx.Done()
 	select {
 	case in := <-u.in:
 		return u.classify(in)
@@ -336,7 +333,7 @@ func (u *ulConn) awaitClose() {
 			u.close()
 			return
 		}
-		in, ev, _ := u.recv(nil, waitARTIM)
+		in, ev, _ := u.recv(context.Background(), waitARTIM)
 		if in.buf != nil {
 			u.recycle(in.buf)
 		}
