@@ -346,3 +346,30 @@ func assertUnlocked(t *testing.T, pool *pgxpool.Pool) {
 		t.Errorf("%d advisory locks still held after migrating", n)
 	}
 }
+
+// BenchmarkMigrateUpToDate is what every start-up pays once the schema is
+// current: lock, read schema_migrations, unlock.
+func BenchmarkMigrateUpToDate(b *testing.B) {
+	pool := dbtest.New(b)
+	ctx := context.Background()
+	for b.Loop() {
+		if err := db.Migrate(ctx, pool); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEnsureDatabaseExisting(b *testing.B) {
+	pool := dbtest.New(b)
+	_, name, err := db.SplitURL(pool.Config().ConnString())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	admin := dbtest.AdminURL()
+	for b.Loop() {
+		if err := db.EnsureDatabase(ctx, admin, name); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
