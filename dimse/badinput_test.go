@@ -393,3 +393,22 @@ type storeFunc func(ctx context.Context, req StoreRequest, data io.Reader) Statu
 func (f storeFunc) Store(ctx context.Context, req StoreRequest, data io.Reader) Status {
 	return f(ctx, req, data)
 }
+
+// TestHandlerPanic: a panicking handler costs its association only.
+func TestHandlerPanic(t *testing.T) {
+	checkNoLeak(t)
+	ts := startServer(t, Config{AETitle: "MEDIMINT", Store: storeFunc(func(context.Context, StoreRequest, io.Reader) Status {
+		panic("handler bug")
+	})})
+	ctx := context.Background()
+	c, err := Associate(ctx, ts.addr, ClientConfig{CallingAE: "GO", CalledAE: "MEDIMINT", Contexts: []ProposedContext{
+		{AbstractSyntax: "1.2.840.10008.5.1.4.1.1.2", TransferSyntaxes: []string{dicom.ExplicitVRLittleEndian}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Store(ctx, "1.2.840.10008.5.1.4.1.1.2", "1.2.3", dicom.ExplicitVRLittleEndian, strings.NewReader("\x08\x00\x16\x00UI\x02\x001\x00")); err == nil {
+		t.Error("store succeeded")
+	}
+	c.Abort()
+	echoWorks(t, ts.addr)
+}

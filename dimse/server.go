@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -194,6 +195,7 @@ func (s *Server) shutdown() error {
 		s.hardCancel()
 		<-done
 	}
+	s.hardCancel()
 	return nil
 }
 
@@ -211,6 +213,12 @@ type association struct {
 func (s *Server) serveConn(conn net.Conn) {
 	log := s.log.With("remote", conn.RemoteAddr().String())
 	u := newULConn(conn, log, s.hardCtx)
+	defer func() {
+		// A handler's panic ends its association, not the server.
+		if r := recover(); r != nil {
+			log.Error("dimse: panic serving association", "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
 	u.maxPData = s.cfg.MaxPDULength
 	u.artim = s.cfg.ARTIMTimeout
 	u.idle = s.cfg.IdleTimeout
