@@ -8,11 +8,29 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/medimint/medimint/index"
+	"github.com/medimint/medimint/mint"
+)
+
+// Defaults for Config.
+const (
+	DefaultBasePath = "/dicom-web"
+	DefaultMaxParts = 5000
+	// DefaultMaxHeader bounds the bytes of a STOW-RS part read before its
+	// UIDs are known.
+	DefaultMaxHeader = mint.DefaultMaxHeader
+	// DefaultMaxJSONBytes bounds the DICOM JSON part of a STOW-RS request
+	// of type application/dicom+json.
+	DefaultMaxJSONBytes = 64 << 20
+	// AdminKeyHeader carries Config.AdminKey on DELETE requests.
+	AdminKeyHeader = "X-Admin-Key"
 )
 
 // Config is the gateway's own configuration.
@@ -23,20 +41,56 @@ type Config struct {
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests
 	// once its context is done; zero means 30s.
 	ShutdownTimeout time.Duration
+
+	// BasePath is where the DICOMweb services are mounted (default
+	// DefaultBasePath): STOW-RS at BasePath/studies, and so on.
+	BasePath string
+	// PublicURL, if set, is the absolute URL of BasePath as clients see
+	// it (e.g. behind a proxy), used in RetrieveURL and BulkDataURI
+	// values; otherwise they are built from the request's Host.
+	PublicURL string
+	// AdminKey enables DELETE of studies, series and instances for
+	// requests that carry it in the AdminKeyHeader header. Empty: DELETE
+	// is refused.
+	AdminKey string
+	// OrgID is recorded as the issuing organisation of instances stored
+	// over STOW-RS (until requests are authenticated per organisation).
+	OrgID string
+
+	// MaxParts bounds the parts of one STOW-RS request (default
+	// DefaultMaxParts).
+	MaxParts int
+	// MaxHeader bounds what is read of a STOW-RS part before its UIDs are
+	// known (default DefaultMaxHeader).
+	MaxHeader int64
+	// MaxJSONBytes bounds the DICOM JSON part of a STOW-RS request with
+	// separate bulk data (default DefaultMaxJSONBytes).
+	MaxJSONBytes int64
+	// ReadTimeout, if set, bounds the reading of a whole request,
+	// including a streamed body.
+	ReadTimeout time.Duration
 }
 
 // Deps are the services the gateway's handlers use.
 type Deps struct {
-	DB     *pgxpool.Pool // required by /readyz
-	Logger *slog.Logger  // nil: slog.Default()
+	DB *pgxpool.Pool // required by /readyz
+	// Pipeline stores and retrieves instances; without it the DICOMweb
+	// services answer 503.
+	Pipeline *mint.Pipeline
+	// Index answers queries; nil means Pipeline.Index().
+	Index  *index.Index
+	Logger *slog.Logger // nil: slog.Default()
 }
 
 // Server is the HTTP gateway.
 type Server struct {
-	cfg  Config
-	deps Deps
-	log  *slog.Logger
-	app  *fiber.App
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	app     *fiber.App
+	pipe    *mint.Pipeline
+	ix      *index.Index
+	metrics *metrics
 }
 
 // New builds the server and its routes; nothing listens until Serve.
@@ -44,11 +98,28 @@ func New(cfg Config, deps Deps) *Server {
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
 	}
+	if cfg.BasePath == "" {
+		cfg.BasePath = DefaultBasePath
+	}
+	cfg.BasePath = "/" + strings.Trim(cfg.BasePath, "/")
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if cfg.MaxParts <= 0 {
+		cfg.MaxParts = DefaultMaxParts
+	}
+	if cfg.MaxHeader <= 0 {
+		cfg.MaxHeader = DefaultMaxHeader
+	}
+	if cfg.MaxJSONBytes <= 0 {
+		cfg.MaxJSONBytes = DefaultMaxJSONBytes
+	}
 	log := deps.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, deps: deps, log: log}
+	s := &Server{cfg: cfg, deps: deps, log: log, pipe: deps.Pipeline, ix: deps.Index, metrics: newMetrics()}
+	if s.ix == nil && s.pipe != nil {
+		s.ix = s.pipe.Index()
+	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "medimint",
 		DisableStartupMessage: true,
@@ -56,15 +127,28 @@ func New(cfg Config, deps Deps) *Server {
 		// Shutdown waits for keep-alive connections to go idle; without
 		// an idle timeout one quiet client could hold it up.
 		IdleTimeout: 60 * time.Second,
+		ReadTimeout: cfg.ReadTimeout,
 		// Long QIDO-RS query strings and multipart headers exceed fasthttp's
 		// 4 KiB default.
 		ReadBufferSize: 16 << 10,
+		// STOW-RS bodies are read as a stream, part by part, never held
+		// whole; beyond the first 8 KiB fasthttp hands the handler the
+		// connection itself, whatever the body's size.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		// Paths hold UIDs, which are case-sensitive only in the sense of
+		// digits; keep the router strict so /studies/ and /studies differ
+		// only where the standard says.
+		StrictRouting: false,
+		CaseSensitive: true,
 	})
 	s.app.Use(recover.New())
-	s.app.Use(s.logRequest)
+	s.app.Use(s.observe)
 	s.app.Get("/healthz", s.healthz)
 	s.app.Get("/readyz", s.readyz)
 	s.app.Get("/version", s.version)
+	s.app.Get("/metrics", s.serveMetrics)
+	s.routes()
 	return s
 }
 
@@ -74,7 +158,7 @@ func New(cfg Config, deps Deps) *Server {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.app.Listener(ln) }()
-	s.log.Info("gateway listening", "addr", ln.Addr().String())
+	s.log.Info("gateway listening", "addr", ln.Addr().String(), "base_path", s.cfg.BasePath)
 
 	select {
 	case err := <-errc:
@@ -127,18 +211,7 @@ func (s *Server) version(c *fiber.Ctx) error {
 	return c.JSON(VersionInfo{Version: s.cfg.Version, Commit: s.cfg.Commit, Go: runtime.Version()})
 }
 
-func (s *Server) logRequest(c *fiber.Ctx) error {
-	start := time.Now()
-	err := c.Next()
-	status := c.Response().StatusCode()
-	var fe *fiber.Error
-	if errors.As(err, &fe) {
-		status = fe.Code
-	} else if err != nil {
-		status = http.StatusInternalServerError
-	}
-	s.log.Debug("http request",
-		"method", c.Method(), "path", c.Path(), "status", status,
-		"duration", time.Since(start), "remote", c.IP())
-	return err
+func (s *Server) serveMetrics(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, "text/plain; version=0.0.4; charset=utf-8")
+	return s.metrics.write(c.Response().BodyWriter())
 }

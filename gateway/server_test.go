@@ -19,7 +19,7 @@ import (
 
 // start serves s on a real loopback listener until the test ends and
 // returns its base URL.
-func start(t *testing.T, s *Server) string {
+func start(t testing.TB, s *Server) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
