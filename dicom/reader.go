@@ -16,6 +16,13 @@ type ReadOptions struct {
 	// BulkThreshold. Element.Bulk (or Fragment.Offset/Length) records
 	// where they are instead.
 	SkipBulk bool
+	//
+	// Offsets count from the start of the source and locate the value as
+	// stored: big endian for Explicit VR Big Endian (swap it by the VR's
+	// word size before handing it to WriteOptions.Bulk, which wants the
+	// little endian value), and in the inflated stream for a deflated data
+	// set (nothing to seek to: read deflated files without SkipBulk).
+	//
 	// BulkThreshold is the length above which a binary value is bulk;
 	// 1024 when zero.
 	BulkThreshold int64

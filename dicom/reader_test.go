@@ -49,8 +49,6 @@ func part10(t testing.TB, uid string, body ...[]byte) []byte {
 	return buf.Bytes()
 }
 
-func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
-
 // nestedSQ returns depth undefined-length sequences, one inside another.
 func nestedSQ(depth int) []byte {
 	var b []byte
@@ -340,5 +338,41 @@ func TestZeroCopyAndStop(t *testing.T) {
 		if d := diffTranscoded(&f.Dataset, ds, "", ts.Implicit); d != "" {
 			t.Errorf("%s: %s", ts.Keyword, d)
 		}
+	}
+}
+
+// TestRecoverVR: explicit VR data with VR bytes that are not a VR. Bytes
+// that are not letters mean the element was encoded implicitly (VR from
+// the dictionary, 32-bit length); unknown letters are read as UN with a
+// 32-bit length, as dcmtk does.
+func TestRecoverVR(t *testing.T) {
+	name, id := NewTag(0x0010, 0x0010), NewTag(0x0010, 0x0020)
+	implicitName := []byte{0x10, 0x00, 0x10, 0x00, 0x08, 0x00, 0x00, 0x00}
+	implicitName = append(implicitName, "Doe^John"...)
+	unknown := []byte{0x10, 0x00, 0x10, 0x00, 'Z', 'Z', 0, 0, 0x08, 0x00, 0x00, 0x00}
+	unknown = append(unknown, "Doe^John"...)
+	for _, tt := range []struct {
+		name string
+		in   []byte
+		vr   VR
+	}{
+		{"implicit element", implicitName, PN},
+		{"unknown VR letters", unknown, UN},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// Not first: the first element decides implicit vs explicit
+			// for the whole data set.
+			in := part10(t, ExplicitVRLittleEndian, el(NewTag(0x0008, 0x0060), CS, 2, []byte("CT")), tt.in, el(id, LO, 4, []byte("ID01")))
+			f, err := ParseBytes(in, ReadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e := f.Dataset.Get(name); e == nil || e.VR != tt.vr || string(e.Value) != "Doe^John" {
+				t.Errorf("(0010,0010) = %+v, want %s Doe^John", e, tt.vr)
+			}
+			if f.Dataset.String(id) != "ID01" {
+				t.Errorf("the next element was mis-framed: %+v", f.Dataset.Elements)
+			}
+		})
 	}
 }

@@ -16,7 +16,7 @@ type onlyReader struct{ io.Reader }
 
 // dcmdumpWarnings runs dcmdump on the file at p and returns its exit
 // error and the warnings and errors it printed.
-func dcmdumpWarnings(t *testing.T, p string) (error, []string) {
+func dcmdumpWarnings(t *testing.T, p string) ([]string, error) {
 	t.Helper()
 	var stderr bytes.Buffer
 	cmd := exec.Command("dcmdump", "-E", p)
@@ -29,7 +29,7 @@ func dcmdumpWarnings(t *testing.T, p string) (error, []string) {
 			lines = append(lines, l)
 		}
 	}
-	return err, lines
+	return lines, err
 }
 
 // dcmdumpClean runs dcmdump on b and fails on a non-zero exit or any
@@ -42,7 +42,7 @@ func dcmdumpClean(t *testing.T, b []byte, what string, allowed []string) {
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err, lines := dcmdumpWarnings(t, p)
+	lines, err := dcmdumpWarnings(t, p)
 	var bad []string
 	for _, l := range lines {
 		if !slices.Contains(allowed, l) && !strings.Contains(l, "with VR UN and undefined length, reading a sequence with transfer syntax LittleEndianImplicit (CP-246)") {
@@ -70,7 +70,7 @@ func TestRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, allowed := dcmdumpWarnings(t, path)
+			allowed, _ := dcmdumpWarnings(t, path)
 			for name, r := range map[string]io.Reader{"seekable": bytes.NewReader(b), "stream": onlyReader{bytes.NewReader(b)}} {
 				g, err := Parse(r, ReadOptions{})
 				if err != nil {
