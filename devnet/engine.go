@@ -60,7 +60,7 @@ func (n *Network) validate(o *overlay, f *txFrame, lc ledgerCtx, m mode, prevSeq
 		if feeAcc == nil {
 			return fail(xdr.TransactionResultCodeTxNoAccount)
 		}
-		chk := newSigChecker(f.hash, f.feeSigs)
+		chk := f.newSigChecker(f.hash, f.feeSigs)
 		if !chk.check(signersOf(feeAcc), feeAcc.Low) {
 			return fail(xdr.TransactionResultCodeTxBadAuth)
 		}
@@ -124,7 +124,7 @@ func (n *Network) validateInner(o *overlay, f *txFrame, lc ledgerCtx, m mode, ch
 	if gap := f.env.MinSeqLedgerGap(); gap != nil && *gap != 0 && lc.seq < src.SeqLedger+uint32(*gap) {
 		return fail(xdr.TransactionResultCodeTxBadMinSeqAgeOrGap)
 	}
-	chk := newSigChecker(f.innerHash, f.sigs)
+	chk := f.newSigChecker(f.innerHash, f.sigs)
 	if !chk.check(signersOf(src), src.Low) {
 		return fail(xdr.TransactionResultCodeTxBadAuth)
 	}

@@ -32,6 +32,18 @@ type txFrame struct {
 	feeSigs   []xdr.DecoratedSignature // over hash, fee bumps only
 	cond      xdr.Preconditions
 	soroban   bool
+
+	// verified memoizes ed25519 verifications: a transaction is checked at
+	// submission, again when its ledger's set is built and when it applies,
+	// and the same signature against the same key cannot change its answer.
+	// Guarded by Network.mu like the rest of the queue.
+	verified map[verification]bool
+}
+
+type verification struct {
+	hash [32]byte
+	sig  int
+	key  string
 }
 
 var errMalformed = errors.New("transaction envelope malformed")
@@ -100,11 +112,15 @@ type sigChecker struct {
 	hash    [32]byte
 	sigs    []xdr.DecoratedSignature
 	used    []bool
+	cache   map[verification]bool
 	oneTime map[string]bool // pre-auth tx signers that authorized this tx
 }
 
-func newSigChecker(hash [32]byte, sigs []xdr.DecoratedSignature) *sigChecker {
-	return &sigChecker{hash: hash, sigs: sigs, used: make([]bool, len(sigs)), oneTime: map[string]bool{}}
+func (f *txFrame) newSigChecker(hash [32]byte, sigs []xdr.DecoratedSignature) *sigChecker {
+	if f.verified == nil {
+		f.verified = map[verification]bool{}
+	}
+	return &sigChecker{hash: hash, sigs: sigs, used: make([]bool, len(sigs)), cache: f.verified, oneTime: map[string]bool{}}
 }
 
 // weighted is a signer and its weight as it applies to one check.
@@ -155,7 +171,16 @@ func (c *sigChecker) check(signers []weighted, needed uint32) bool {
 		for i, sig := range c.sigs {
 			for j, s := range signers {
 				_, raw, _ := decodeSignerKey(s.key)
-				if !bytes.Equal(sig.Hint[:], raw[len(raw)-4:]) || !verify(sig, raw) {
+				if !bytes.Equal(sig.Hint[:], raw[len(raw)-4:]) {
+					continue
+				}
+				k := verification{c.hash, i, s.key}
+				ok, seen := c.cache[k]
+				if !seen {
+					ok = verify(sig, raw)
+					c.cache[k] = ok
+				}
+				if !ok {
 					continue
 				}
 				c.used[i] = true

@@ -30,7 +30,11 @@ type harness struct {
 func newHarness(t testing.TB, opts ...devnettest.Option) *harness {
 	t.Helper()
 	url, n := devnettest.Start(t, opts...)
-	c := &horizonclient.Client{HorizonURL: url, HTTP: http.DefaultClient}
+	// Keep connections for many concurrent submitters (the default pool
+	// keeps two per host).
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
+	t.Cleanup(hc.CloseIdleConnections)
+	c := &horizonclient.Client{HorizonURL: url, HTTP: hc}
 	// horizonclient sets its timeout lazily on first use, which races when
 	// the client is shared by goroutines; set it up front.
 	c.SetHorizonTimeout(time.Minute)

@@ -3,6 +3,7 @@ package devnet
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -321,7 +322,10 @@ func (n *Network) reject(f *txFrame, v verdict) *rejection {
 func (n *Network) appendLedger(lc ledgerCtx, txs []applied) {
 	var prevHash xdr.Hash
 	if len(n.hist.ledgers) > 0 {
-		h, _ := hexHash(n.hist.last().Hash)
+		h, err := hexHash(n.hist.last().Hash)
+		if err != nil {
+			n.log.Error("previous ledger hash", "err", err)
+		}
 		prevHash = h
 	}
 	var setHash, resultHash = sha256.New(), sha256.New()
@@ -423,11 +427,12 @@ func (n *Network) appendLedger(lc ledgerCtx, txs []applied) {
 
 func hexHash(s string) (xdr.Hash, error) {
 	var h xdr.Hash
-	if len(s) != 64 {
-		return h, errors.New("bad hash length")
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(h) {
+		return h, fmt.Errorf("bad ledger hash %q", s)
 	}
-	_, err := fmt.Sscanf(s, "%x", &h)
-	return h, err
+	copy(h[:], b)
+	return h, nil
 }
 
 var errTimeout = errors.New("transaction submission timed out")
