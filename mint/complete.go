@@ -36,6 +36,10 @@ type MintJob struct {
 	// Stellar account when linked (the NFT's recipient), else empty.
 	OrgID          string `json:"org_id"`
 	PatientAccount string `json:"patient_account,omitempty"`
+	// PatientRef is PatientRef(salt, Issuer of Patient ID, Patient ID),
+	// hex: the chain worker's key to the patient's custodial account.
+	// Empty when the study has no Patient ID (the patient is unknown).
+	PatientRef string `json:"patient_ref,omitempty"`
 	// ManifestCID lists the study's ciphertext objects; MetadataCID is
 	// the SEP-39 style NFT metadata (whose url is ipfs://ManifestCID).
 	ManifestCID    string `json:"manifest_cid"`
@@ -91,6 +95,18 @@ func (p *Pipeline) StudyRef(ctx context.Context, studyUID string) (string, error
 	m := hmac.New(sha256.New, salt)
 	m.Write([]byte(studyUID))
 	return hex.EncodeToString(m.Sum(nil)), nil
+}
+
+// PatientRef returns the salted hash that stands for a patient (Issuer
+// of Patient ID and Patient ID) outside the index, or "" for an empty
+// Patient ID: patients without an ID must not share one account.
+func PatientRef(salt []byte, issuerOfPatientID, patientID string) string {
+	if patientID == "" {
+		return ""
+	}
+	m := hmac.New(sha256.New, salt)
+	m.Write([]byte("medimint patient\x00" + issuerOfPatientID + "\x00" + patientID))
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // studyRefSalt returns the deployment's salt, created once in app_meta.
@@ -244,16 +260,21 @@ func (p *Pipeline) completeStudy(ctx context.Context, j Job) error {
 	metaSum := sha256.Sum256(metaJSON)
 
 	return pgx.BeginFunc(ctx, p.cfg.Pool, func(tx pgx.Tx) error {
-		var org string
+		var org, pid, pidIssuer string
 		var account *string
-		if err := tx.QueryRow(ctx, `SELECT org_id, patient_account FROM studies WHERE study_instance_uid = $1`, study).Scan(&org, &account); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT org_id, patient_account, patient_id, issuer_of_patient_id FROM studies WHERE study_instance_uid = $1`,
+			study).Scan(&org, &account, &pid, &pidIssuer); err != nil {
 			return fmt.Errorf("mint: study of job %d: %w", j.ID, err)
 		}
 		ok, err := p.outbox.done(ctx, tx, j)
 		if err != nil || !ok {
 			return err // touched again meanwhile: a later completion takes over
 		}
-		job := MintJob{StudyRef: studyRef, OrgID: org, ManifestCID: manCID.String(), MetadataCID: metaCID.String(),
+		salt, err := p.studyRefSalt(ctx)
+		if err != nil {
+			return err
+		}
+		job := MintJob{StudyRef: studyRef, OrgID: org, PatientRef: PatientRef(salt, pidIssuer, pid), ManifestCID: manCID.String(), MetadataCID: metaCID.String(),
 			MetadataSHA256: hex.EncodeToString(metaSum[:]), InstanceCount: len(refs), Completion: j.ID}
 		if account != nil {
 			job.PatientAccount = *account
