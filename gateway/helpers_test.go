@@ -125,11 +125,18 @@ func instance(t testing.TB, name string, id ids, extra ...dicom.Element) []byte 
 	return b.Bytes()
 }
 
+// testBoundary is the boundary of every multipartBody, so that bodies and
+// Content-Types made apart agree.
+const testBoundary = "medimint-test-boundary-0123456789"
+
 // multipartBody encodes parts as multipart/related; type=application/dicom.
 func multipartBody(t testing.TB, parts ...[]byte) ([]byte, string) {
 	t.Helper()
 	var b bytes.Buffer
 	mw := multipart.NewWriter(&b)
+	if err := mw.SetBoundary(testBoundary); err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range parts {
 		h := textproto.MIMEHeader{}
 		h.Set("Content-Type", "application/dicom")

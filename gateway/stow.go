@@ -91,15 +91,33 @@ func (r *recorder) Read(p []byte) (int, error) {
 
 var errHeaderCap = errors.New("header cap reached")
 
+// maxDrain bounds what is read and discarded of a request body the
+// server has already answered.
+const maxDrain = 8 << 20
+
 // stow is STOW-RS: POST {base}/studies[/{study}] (PS3.18 10.5).
 func (s *Server) stow(c *fiber.Ctx) (err error) {
-	// Whatever goes wrong before the body is read to its end, the
-	// connection cannot carry another request.
+	// Whatever goes wrong before the body is read to its end, the rest of
+	// it is read (up to maxDrain) so that the client, still sending, gets
+	// to read the answer; beyond that the connection is closed, as it
+	// cannot carry another request.
 	drained := false
+	var body *bodyReader
 	defer func() {
-		if !drained {
-			c.Context().SetConnectionClose()
+		if drained {
+			return
 		}
+		if body == nil {
+			var raw io.Reader = c.Context().RequestBodyStream()
+			if raw == nil {
+				return
+			}
+			body = &bodyReader{r: raw}
+		}
+		if n, _ := io.Copy(io.Discard, io.LimitReader(body, maxDrain)); n < maxDrain && body.err == nil {
+			return
+		}
+		c.Context().SetConnectionClose()
 	}()
 
 	target := c.Params("study")
@@ -133,7 +151,7 @@ func (s *Server) stow(c *fiber.Ctx) (err error) {
 	if raw == nil {
 		raw = bytes.NewReader(c.Body())
 	}
-	body := &bodyReader{r: raw}
+	body = &bodyReader{r: raw}
 	mr := multipart.NewReader(body, boundary)
 
 	var results []stowResult

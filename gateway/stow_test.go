@@ -1,0 +1,289 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"testing"
+
+	"github.com/medimint/medimint/dicom"
+	"github.com/medimint/medimint/dicom/tag"
+	"github.com/medimint/medimint/mint"
+)
+
+// failures returns the Failure Reasons of a Store Instances Response by
+// SOP Instance UID.
+func failures(t testing.TB, r response) map[string]uint64 {
+	t.Helper()
+	out := map[string]uint64{}
+	ds := r.datasets(t)[0]
+	if e := ds.Get(tag.FailedSOPSequence); e != nil {
+		for _, it := range e.Items {
+			v, _ := it.Uint(tag.FailureReason)
+			out[it.String(tag.ReferencedSOPInstanceUID)] = v
+		}
+	}
+	return out
+}
+
+func TestStoreOutcomes(t *testing.T) {
+	e := newEnv(t, Config{}, mint.RejectDuplicates)
+	study := dicom.NewUID()
+	a := newIDs(study, "")
+	objA := instance(t, "CT_small.dcm", a)
+
+	t.Run("duplicate rejected", func(t *testing.T) {
+		e.stow(t, "/studies", objA).mustStatus(t, http.StatusOK)
+		r := e.stow(t, "/studies", objA).mustStatus(t, http.StatusConflict)
+		if f := failures(t, r); f[a.sop] != uint64(statusDuplicate) {
+			t.Errorf("failures %v, want %s: 0x0111", f, a.sop)
+		}
+	})
+
+	t.Run("other study in path", func(t *testing.T) {
+		b := newIDs("", "")
+		r := e.stow(t, "/studies/"+study, instance(t, "MR_small.dcm", b)).mustStatus(t, http.StatusConflict)
+		if f := failures(t, r); f[b.sop] != uint64(statusDataSetMismatch) {
+			t.Errorf("failures %v, want 0xA900", f)
+		}
+		if got := r.datasets(t)[0].String(tag.RetrieveURL); got != e.url+"/studies/"+study {
+			t.Errorf("RetrieveURL %q", got)
+		}
+		do(t, "GET", e.url+"/studies/"+b.study+"/metadata", nil, nil).mustStatus(t, http.StatusNotFound)
+	})
+
+	t.Run("partly stored", func(t *testing.T) {
+		ok := newIDs(study, "")
+		bad := newIDs(study, "")
+		badObj := instance(t, "MR_small.dcm", bad, dicom.NewStrings(tag.SOPInstanceUID, dicom.UI, "1.2.03.x"))
+		rows0, blobs0 := e.counts(t)
+		r := e.stow(t, "/studies/"+study, instance(t, "MR_small.dcm", ok), badObj, []byte("not dicom at all")).mustStatus(t, http.StatusAccepted)
+		f := failures(t, r)
+		if len(f) != 2 || f["1.2.03.x"] != uint64(statusDataSetMismatch) || f[""] != uint64(statusCannotUnderstand) {
+			t.Errorf("failures %v", f)
+		}
+		if refs := r.datasets(t)[0].Get(tag.ReferencedSOPSequence); refs == nil || len(refs.Items) != 1 {
+			t.Error("the valid instance is not referenced")
+		}
+		rows, blobs := e.counts(t)
+		if rows != rows0+1 || blobs != blobs0+1 {
+			t.Errorf("rows %d→%d, blobs %d→%d: want one more of each", rows0, rows, blobs0, blobs)
+		}
+	})
+
+	t.Run("dicom+json with bulk data", func(t *testing.T) {
+		src := instance(t, "CT_small.dcm", newIDs(study, ""))
+		f, err := dicom.ParseBytes(src, dicom.ReadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pix := f.Dataset.Get(tag.PixelData).Value
+		id := newIDs(study, "")
+		f.Dataset.Set(dicom.NewStrings(tag.SOPInstanceUID, dicom.UI, id.sop))
+		f.Dataset.Set(dicom.NewStrings(tag.SeriesInstanceUID, dicom.UI, id.series))
+		const uri = "http://client.example/bulk/pixels"
+		js, err := dicom.AppendJSON(nil, &f.Dataset, &dicom.JSONOptions{BulkDataThreshold: 1024, BulkDataURI: func(p dicom.ElementPath) string {
+			if p.Tag == tag.PixelData {
+				return uri
+			}
+			return ""
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		mw := multipart.NewWriter(&b)
+		w, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {mediaDICOMJSON}})
+		w.Write([]byte("[" + string(js) + "]"))
+		w, _ = mw.CreatePart(textproto.MIMEHeader{"Content-Type": {mediaOctetStream}, "Content-Location": {uri}})
+		w.Write(pix)
+		mw.Close()
+		ct := `multipart/related; type="application/dicom+json"; boundary=` + mw.Boundary()
+		do(t, "POST", e.url+"/studies/"+study, hdr("Content-Type", ct), b.Bytes()).mustStatus(t, http.StatusOK)
+		r := do(t, "GET", e.url+"/studies/"+study+"/series/"+id.series+"/instances/"+id.sop, hdr("Accept", `multipart/related; type="application/dicom"`), nil).mustStatus(t, 200)
+		p := r.parts(t)
+		if len(p) != 1 || !bytes.Equal(pixelData(t, p[0].body), pix) {
+			t.Fatal("instance stored from DICOM JSON does not hold the bulk data sent")
+		}
+		got, _ := dicom.ParseBytes(p[0].body, dicom.ReadOptions{})
+		if got.Dataset.String(tag.PatientID) != f.Dataset.String(tag.PatientID) {
+			t.Error("attributes lost")
+		}
+
+		// A BulkDataURI that no part supplies fails the instance.
+		b.Reset()
+		mw = multipart.NewWriter(&b)
+		w, _ = mw.CreatePart(textproto.MIMEHeader{"Content-Type": {mediaDICOMJSON}})
+		w.Write([]byte("[" + strings.Replace(string(js), id.sop, dicom.NewUID(), 1) + "]"))
+		mw.Close()
+		ct = `multipart/related; type="application/dicom+json"; boundary=` + mw.Boundary()
+		do(t, "POST", e.url+"/studies", hdr("Content-Type", ct), b.Bytes()).mustStatus(t, http.StatusConflict)
+
+		// Inline binary only: no bulk parts.
+		small := &dicom.Dataset{}
+		sid := newIDs(study, "")
+		for _, el := range []dicom.Element{
+			dicom.NewStrings(tag.SOPClassUID, dicom.UI, "1.2.840.10008.5.1.4.1.1.7"),
+			dicom.NewStrings(tag.SOPInstanceUID, dicom.UI, sid.sop),
+			dicom.NewStrings(tag.StudyInstanceUID, dicom.UI, study),
+			dicom.NewStrings(tag.SeriesInstanceUID, dicom.UI, sid.series),
+			dicom.NewStrings(tag.PatientID, dicom.LO, "JSON-1"),
+		} {
+			small.Set(el)
+		}
+		js, _ = dicom.AppendJSON(nil, small, nil)
+		b.Reset()
+		mw = multipart.NewWriter(&b)
+		w, _ = mw.CreatePart(textproto.MIMEHeader{"Content-Type": {mediaDICOMJSON}})
+		w.Write(js)
+		mw.Close()
+		ct = `multipart/related; type="application/dicom+json"; boundary=` + mw.Boundary()
+		do(t, "POST", e.url+"/studies", hdr("Content-Type", ct), b.Bytes()).mustStatus(t, http.StatusOK)
+	})
+}
+
+func TestStoreBadInput(t *testing.T) {
+	e := newEnv(t, Config{MaxParts: 1000}, mint.RejectDuplicates)
+	good := instance(t, "CT_small.dcm", newIDs("", ""))
+	body, ct := multipartBody(t, good)
+	boundary := ct[strings.Index(ct, "boundary=")+len("boundary="):]
+
+	tests := []struct {
+		name        string
+		path        string
+		contentType string
+		accept      string
+		body        []byte
+		status      int
+		reason      string // dicomStatus, if any
+	}{
+		{"missing boundary", "/studies", `multipart/related; type="application/dicom"`, "", body, 400, ""},
+		{"no content type", "/studies", "", "", body, 415, ""},
+		{"wrong content type", "/studies", "application/json", "", []byte(`{}`), 415, ""},
+		{"wrong part type", "/studies", `multipart/related; type="image/jpeg"; boundary=` + boundary, "", body, 415, ""},
+		{"single application/dicom", "/studies", "application/dicom", "", good, 415, ""},
+		{"xml response", "/studies", ct, mediaDICOMXML, body, 406, ""},
+		{"invalid study UID in path", "/studies/1.2.x", ct, "", body, 400, ""},
+		{"study UID with leading zero", "/studies/1.02.3", ct, "", body, 400, ""},
+		{"not DICOM", "/studies", ct, "", mustMultipart(t, []byte("hello, world")), 400, "C000"},
+		{"no parts", "/studies", ct, "", []byte("--" + boundary + "--\r\n"), 400, ""},
+		{"truncated body", "/studies", ct, "", body[:len(body)-len(good)/2], 400, ""},
+		{"garbage instead of multipart", "/studies", ct, "", []byte("this is not multipart"), 400, ""},
+		{"bad JSON", "/studies", `multipart/related; type="application/dicom+json"; boundary=` + boundary, "", jsonPart(boundary, "[{oops"), 400, "C000"},
+		{"JSON with bulk part lacking Content-Location", "/studies", `multipart/related; type="application/dicom+json"; boundary=` + boundary,
+			"", []byte("--" + boundary + "\r\nContent-Type: application/dicom+json\r\n\r\n[]\r\n--" + boundary + "\r\nContent-Type: application/octet-stream\r\n\r\nxx\r\n--" + boundary + "--\r\n"), 400, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rows0, blobs0 := e.counts(t)
+			h := hdr("Content-Type", tt.contentType)
+			if tt.accept != "" {
+				h["Accept"] = tt.accept
+			}
+			r := do(t, "POST", e.url+tt.path, h, tt.body).mustStatus(t, tt.status)
+			p := r.problem(t)
+			if p.DICOMStatus != tt.reason {
+				t.Errorf("dicomStatus %q, want %q (%s)", p.DICOMStatus, tt.reason, p.Detail)
+			}
+			if p.Detail == "" {
+				t.Error("problem without detail")
+			}
+			if rows, blobs := e.counts(t); rows != rows0 || blobs != blobs0 {
+				t.Errorf("rows %d→%d, blobs %d→%d: a failed request left data behind", rows0, rows, blobs0, blobs)
+			}
+		})
+	}
+
+	t.Run("truncated instance in a whole body", func(t *testing.T) {
+		// The part is framed correctly but holds half an instance: that
+		// instance fails (Cannot understand) and nothing of it is kept.
+		rows0, blobs0 := e.counts(t)
+		r := do(t, "POST", e.url+"/studies", hdr("Content-Type", ct), mustMultipart(t, good[:len(good)/2])).mustStatus(t, http.StatusConflict)
+		for sop, reason := range failures(t, r) {
+			if sop == "" || reason != uint64(statusCannotUnderstand) {
+				t.Errorf("failure %s: %#x", sop, reason)
+			}
+		}
+		if rows, blobs := e.counts(t); rows != rows0 || blobs != blobs0 {
+			t.Errorf("rows %d→%d, blobs %d→%d", rows0, rows, blobs0, blobs)
+		}
+	})
+
+	t.Run("10k tiny parts", func(t *testing.T) {
+		var b bytes.Buffer
+		mw := multipart.NewWriter(&b)
+		for i := range 10000 {
+			w, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"application/dicom"}})
+			fmt.Fprintf(w, "%d", i)
+		}
+		mw.Close()
+		r := do(t, "POST", e.url+"/studies", hdr("Content-Type", `multipart/related; type="application/dicom"; boundary=`+mw.Boundary()), b.Bytes())
+		r.mustStatus(t, http.StatusRequestEntityTooLarge)
+		if p := r.problem(t); !strings.Contains(p.Detail, "1000 parts") {
+			t.Errorf("detail %q", p.Detail)
+		}
+	})
+
+	t.Run("2 GB part announced, not sent", func(t *testing.T) {
+		rows0, blobs0 := e.counts(t)
+		conn, err := net.Dial("tcp", strings.TrimPrefix(e.root, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST %s/studies HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n",
+			e.srv.cfg.BasePath, ct, int64(2)<<30)
+		fmt.Fprintf(conn, "--%s\r\nContent-Type: application/dicom\r\nContent-Length: %d\r\n\r\n", boundary, int64(2)<<30)
+		conn.Write(good[:len(good)/2])
+		conn.(*net.TCPConn).CloseWrite() // the client gives up sending
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("no response: %v", err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 400 || !strings.Contains(string(b), "truncated") {
+			t.Errorf("status %d body %s", resp.StatusCode, b)
+		}
+		if rows, blobs := e.counts(t); rows != rows0 || blobs != blobs0 {
+			t.Errorf("rows %d→%d, blobs %d→%d", rows0, rows, blobs0, blobs)
+		}
+	})
+
+	t.Run("connection reusable after a good request", func(t *testing.T) {
+		// Two requests on one keep-alive connection: the epilogue of the
+		// first must not be read as the second.
+		tr := &http.Transport{MaxConnsPerHost: 1}
+		defer tr.CloseIdleConnections()
+		client := &http.Client{Transport: tr}
+		for i := range 2 {
+			b, ct := multipartBody(t, instance(t, "MR_small.dcm", newIDs("", "")))
+			b = append(b, "\r\nepilogue that the server must skip\r\n"...)
+			req, _ := http.NewRequest("POST", e.url+"/studies", bytes.NewReader(b))
+			req.Header.Set("Content-Type", ct)
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("request %d: status %d", i, resp.StatusCode)
+			}
+		}
+	})
+}
+
+func mustMultipart(t testing.TB, part []byte) []byte {
+	b, _ := multipartBody(t, part)
+	return b
+}
+
+func jsonPart(boundary, js string) []byte {
+	return []byte("--" + boundary + "\r\nContent-Type: application/dicom+json\r\n\r\n" + js + "\r\n--" + boundary + "--\r\n")
+}
