@@ -292,6 +292,7 @@ func opJSON(r *opRec, f *txFrame, op xdr.Operation, out opOutcome, sponsor strin
 		body = ct
 	case xdr.OperationTypeAllowTrust:
 		o := ob.MustAllowTrustOp()
+		//lint:ignore SA1019 AllowTrust is deprecated for clients, but still a valid operation Horizon renders.
 		body = &operations.AllowTrust{
 			Asset: assetFromXDR(o.Asset.ToAsset(xdr.MustAddress(src))).horizon(), Trustee: src, Trustor: o.Trustor.Address(),
 			Authorize:                      uint32(o.Authorize)&tlAuthorized != 0,

@@ -538,10 +538,3 @@ func (n *Network) signAsRoot(tx xdr.Transaction) (*txFrame, error) {
 	env.V1.Signatures = []xdr.DecoratedSignature{sig}
 	return newFrame(env, n.cfg.NetworkPassphrase)
 }
-
-// ledgerClosed returns a channel closed at the next ledger close.
-func (n *Network) ledgerClosed() <-chan struct{} {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.closed
-}

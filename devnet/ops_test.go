@@ -69,6 +69,7 @@ func TestOperationSuccessPaths(t *testing.T) {
 			src: func(e env) *keypair.Full { return e.issuer },
 			ops: func(e env) []txnbuild.Operation {
 				return []txnbuild.Operation{
+					//lint:ignore SA1019 AllowTrust is still a valid operation the devnet must model.
 					&txnbuild.AllowTrust{Trustor: e.other.Address(), Type: e.usd, Authorize: true},
 					&txnbuild.Payment{Destination: e.other.Address(), Amount: "5", Asset: e.usd},
 					&txnbuild.SetTrustLineFlags{Trustor: e.other.Address(), Asset: e.usd,

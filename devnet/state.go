@@ -82,7 +82,7 @@ func isAlnum(b byte) bool {
 	return b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
 }
 
-// validString32 is stellar-core's isString32Valid: no control characters.
+// validString is stellar-core's isString32Valid: no control characters.
 func validString(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < 0x20 || s[i] == 0x7f || s[i] > 0x7f {
@@ -93,13 +93,6 @@ func validString(s string) bool {
 }
 
 func (a asset) native() bool { return a.Code == "" }
-
-func (a asset) xdr() xdr.Asset {
-	if a.native() {
-		return xdr.MustNewNativeAsset()
-	}
-	return xdr.MustNewCreditAsset(a.Code, a.Issuer)
-}
 
 // canonical is SEP-11's form, which Horizon uses in claimable balances and
 // sponsorship effects: "native" or "CODE:ISSUER".
@@ -211,11 +204,6 @@ type claimableBalance struct {
 
 func tlKey(acc string, a asset) string { return acc + "|" + a.canonical() }
 func dataKey(acc, name string) string  { return acc + "|" + name }
-
-func accountOfKey(key string) string {
-	acc, _, _ := strings.Cut(key, "|")
-	return acc
-}
 
 // minBalance is (2 + numSubEntries + numSponsoring - numSponsored) x base
 // reserve (CAP-33).
@@ -338,26 +326,6 @@ func (o *overlay) balance(id string) *claimableBalance {
 	c.Claimants = slices.Clone(b.Claimants)
 	o.balances[id] = &c
 	return &c
-}
-
-// trustlinesOf lists the account's trust lines, overlay first.
-func (o *overlay) trustlinesOf(acc string) []*trustline {
-	var out []*trustline
-	seen := map[string]bool{}
-	for k, t := range o.trustlines {
-		if accountOfKey(k) == acc {
-			seen[k] = true
-			if t != nil {
-				out = append(out, t)
-			}
-		}
-	}
-	for k, t := range o.base.trustlines {
-		if !seen[k] && t.Account == acc {
-			out = append(out, t)
-		}
-	}
-	return out
 }
 
 // commit writes the overlay into the committed ledger, stamping every

@@ -366,6 +366,7 @@ func TestFailureVectors(t *testing.T) {
 		{name: "allow trust no trust line", txCode: xdr.TransactionResultCodeTxFailed, tx: "tx_failed", ops: []string{"op_no_trustline"}, applied: true,
 			build: func(t *testing.T, h *harness) submission {
 				kps := h.fund(2)
+				//lint:ignore SA1019 AllowTrust is still a valid operation the devnet must model.
 				return one(kps[0], &txnbuild.AllowTrust{Trustor: kps[1].Address(), Type: txnbuild.CreditAsset{Code: "USD", Issuer: kps[0].Address()}, Authorize: true})
 			}},
 		{name: "claim does not exist", txCode: xdr.TransactionResultCodeTxFailed, tx: "tx_failed", ops: []string{"op_does_not_exist"}, applied: true,
