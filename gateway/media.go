@@ -97,6 +97,9 @@ func parseAccept(h string) []mediaRange {
 			continue
 		}
 		typ, params, err := mime.ParseMediaType(el)
+		if err == nil && !strings.Contains(typ, "/") {
+			continue
+		}
 		if err != nil {
 			// Clients send unquoted type=application/dicom, which
 			// mime rejects (a "/" in a token); parse leniently.

@@ -141,6 +141,10 @@ func New(cfg Config, deps Deps) *Server {
 		// only where the standard says.
 		StrictRouting: false,
 		CaseSensitive: true,
+		// Values from the Ctx (params, headers, method) are copies, not
+		// views of fasthttp's reused buffers: streamed responses use them
+		// after the handler returns, and metrics keep them as map keys.
+		Immutable: true,
 	})
 	s.app.Use(recover.New())
 	s.app.Use(s.observe)
