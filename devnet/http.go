@@ -265,10 +265,8 @@ func (n *Network) accountJSONLocked(id string) (json.RawMessage, bool) {
 		h.SequenceTime = strconv.FormatInt(a.SeqTime, 10)
 	}
 	var lines []*trustline
-	for _, t := range n.state.trustlines {
-		if t.Account == id {
-			lines = append(lines, t)
-		}
+	for _, t := range n.state.linesOf[id] {
+		lines = append(lines, t)
 	}
 	slices.SortFunc(lines, func(x, y *trustline) int {
 		return cmp.Or(cmp.Compare(x.Asset.horizonType(), y.Asset.horizonType()), cmp.Compare(x.Asset.Code, y.Asset.Code), cmp.Compare(x.Asset.Issuer, y.Asset.Issuer))
@@ -294,10 +292,8 @@ func (n *Network) accountJSONLocked(id string) (json.RawMessage, bool) {
 		h.Signers = append(h.Signers, horizon.Signer{Weight: int32(s.Weight), Key: s.Key, Type: horizon.MustKeyTypeFromAddress(s.Key), Sponsor: s.Sponsor})
 	}
 	h.Signers = append(h.Signers, horizon.Signer{Weight: int32(a.MasterWeight), Key: id, Type: "ed25519_public_key"})
-	for _, d := range n.state.data {
-		if d.Account == id {
-			h.Data[d.Name] = base64.StdEncoding.EncodeToString(d.Value)
-		}
+	for _, d := range n.state.dataOf[id] {
+		h.Data[d.Name] = base64.StdEncoding.EncodeToString(d.Value)
 	}
 	h.Links.Self = link("/accounts/%s", id)
 	h.Links.Transactions = link("/accounts/%s/transactions%s", id, hal.StandardPagingOptions)

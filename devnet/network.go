@@ -257,7 +257,7 @@ func (n *Network) applyTx(p *pendingTx, lc ledgerCtx, index int) applied {
 	ok := true
 	for i, op := range f.ops {
 		c.index, c.effects = i, nil
-		a.opSponsors[i] = c.sponsors[f.opSource(op)]
+		a.opSponsors[i] = c.sponsors[reserveOwner(f, op)]
 		outs[i] = c.apply(op)
 		a.effects[i] = c.effects
 		ok = ok && outs[i].ok()
@@ -282,6 +282,16 @@ func (n *Network) applyTx(p *pendingTx, lc ledgerCtx, index int) applied {
 		}
 	}
 	return a
+}
+
+// reserveOwner is the account whose new entry an operation creates, for
+// the operation's "sponsor" field: the new account for CreateAccount, else
+// the operation's source.
+func reserveOwner(f *txFrame, op xdr.Operation) string {
+	if op.Body.Type == xdr.OperationTypeCreateAccount {
+		return op.Body.MustCreateAccountOp().Destination.Address()
+	}
+	return f.opSource(op)
 }
 
 // removeOneTimeSigners drops pre-auth-tx signers for this transaction from

@@ -152,10 +152,10 @@ func (n *Network) load() (bool, error) {
 		n.state.accounts[a.ID] = a
 	}
 	for _, t := range s.Trustlines {
-		n.state.trustlines[tlKey(t.Account, t.Asset)] = t
+		n.state.putTrustline(tlKey(t.Account, t.Asset), t)
 	}
 	for _, d := range s.Data {
-		n.state.data[dataKey(d.Account, d.Name)] = d
+		n.state.putData(dataKey(d.Account, d.Name), d)
 	}
 	for _, b := range s.Balances {
 		n.state.balances[b.ID] = b

@@ -217,6 +217,10 @@ type ledgerState struct {
 	trustlines map[string]*trustline // tlKey
 	data       map[string]*dataEntry // dataKey
 	balances   map[string]*claimableBalance
+
+	// Per-account indexes of sub-entries, for rendering accounts.
+	linesOf map[string]map[string]*trustline
+	dataOf  map[string]map[string]*dataEntry
 }
 
 func newLedgerState() *ledgerState {
@@ -225,7 +229,45 @@ func newLedgerState() *ledgerState {
 		trustlines: map[string]*trustline{},
 		data:       map[string]*dataEntry{},
 		balances:   map[string]*claimableBalance{},
+		linesOf:    map[string]map[string]*trustline{},
+		dataOf:     map[string]map[string]*dataEntry{},
 	}
+}
+
+func (s *ledgerState) putTrustline(k string, t *trustline) {
+	s.trustlines[k] = t
+	if s.linesOf[t.Account] == nil {
+		s.linesOf[t.Account] = map[string]*trustline{}
+	}
+	s.linesOf[t.Account][k] = t
+}
+
+func (s *ledgerState) deleteTrustline(k string) {
+	if t := s.trustlines[k]; t != nil {
+		delete(s.linesOf[t.Account], k)
+		if len(s.linesOf[t.Account]) == 0 {
+			delete(s.linesOf, t.Account)
+		}
+	}
+	delete(s.trustlines, k)
+}
+
+func (s *ledgerState) putData(k string, d *dataEntry) {
+	s.data[k] = d
+	if s.dataOf[d.Account] == nil {
+		s.dataOf[d.Account] = map[string]*dataEntry{}
+	}
+	s.dataOf[d.Account][k] = d
+}
+
+func (s *ledgerState) deleteData(k string) {
+	if d := s.data[k]; d != nil {
+		delete(s.dataOf[d.Account], k)
+		if len(s.dataOf[d.Account]) == 0 {
+			delete(s.dataOf, d.Account)
+		}
+	}
+	delete(s.data, k)
 }
 
 // overlay is a copy-on-write view over the committed ledger, so a
@@ -341,19 +383,19 @@ func (o *overlay) commit(ledger uint32) {
 	}
 	for k, t := range o.trustlines {
 		if t == nil {
-			delete(o.base.trustlines, k)
+			o.base.deleteTrustline(k)
 			continue
 		}
 		t.LastModified = ledger
-		o.base.trustlines[k] = t
+		o.base.putTrustline(k, t)
 	}
 	for k, d := range o.data {
 		if d == nil {
-			delete(o.base.data, k)
+			o.base.deleteData(k)
 			continue
 		}
 		d.LastModified = ledger
-		o.base.data[k] = d
+		o.base.putData(k, d)
 	}
 	for k, b := range o.balances {
 		if b == nil {
