@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/medimint/medimint/devnet/devnettest"
@@ -76,6 +77,22 @@ func TestRootAndProblems(t *testing.T) {
 			}
 		})
 	}
+	t.Run("CORS preflight", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodOptions, h.url+"/transactions", nil)
+		req.Header.Set("Origin", "http://127.0.0.1:3000")
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "x-client-name, content-type")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "*" ||
+			!strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), "POST") ||
+			resp.Header.Get("Access-Control-Allow-Headers") != "x-client-name, content-type" {
+			t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
+		}
+	})
 	t.Run("malformed envelope", func(t *testing.T) {
 		_, err := h.c.SubmitTransactionXDR("AAAA")
 		if herr := horizonclient.GetError(err); herr == nil || herr.Problem.Type != "https://stellar.org/horizon-errors/transaction_malformed" {

@@ -58,7 +58,27 @@ func (n *Network) Handler() http.Handler {
 	mux.HandleFunc("GET /transactions/{hash}/effects", n.collection("effects", scopeTx))
 	mux.HandleFunc("GET /operations/{id}/effects", n.collection("effects", scopeOp))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { notFound(w) })
-	return mux
+	return cors(mux)
+}
+
+// cors allows browsers (the portal, stellar-sdk in JS) to call us from any
+// origin, as Horizon does.
+func cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Expose-Headers", "Date, Latest-Ledger")
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+			if hdrs := r.Header.Get("Access-Control-Request-Headers"); hdrs != "" {
+				h.Set("Access-Control-Allow-Headers", hdrs)
+			}
+			h.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // baseURL is how the client reached us; links are absolute, as Horizon's.
