@@ -394,6 +394,28 @@ func TestFailureVectors(t *testing.T) {
 				}, nil)
 				return submission{tx: sign(t, h, tx, kps...), source: kps[0].Address()}
 			}},
+		{name: "begin sponsoring: recursive", txCode: xdr.TransactionResultCodeTxFailed, tx: "tx_failed", ops: []string{"op_success", "op_recursive", "op_success"}, applied: true,
+			build: func(t *testing.T, h *harness) submission {
+				kps := h.fund(3)
+				tx := h.build(ptr(h.account(kps[0].Address())), []txnbuild.Operation{
+					&txnbuild.BeginSponsoringFutureReserves{SponsoredID: kps[1].Address()},
+					&txnbuild.BeginSponsoringFutureReserves{SourceAccount: kps[1].Address(), SponsoredID: kps[2].Address()},
+					&txnbuild.EndSponsoringFutureReserves{SourceAccount: kps[1].Address()},
+				}, nil)
+				return submission{tx: sign(t, h, tx, kps[0], kps[1]), source: kps[0].Address()}
+			}},
+		{name: "revoke claimable balance: only transferable", txCode: xdr.TransactionResultCodeTxFailed, tx: "tx_failed", ops: []string{"op_only_transferable"}, applied: true,
+			build: func(t *testing.T, h *harness) submission {
+				kps := h.fund(2)
+				create := sign(t, h, h.build(ptr(h.account(kps[0].Address())), []txnbuild.Operation{
+					&txnbuild.CreateClaimableBalance{Amount: "1", Asset: txnbuild.NativeAsset{}, Destinations: []txnbuild.Claimant{txnbuild.NewClaimant(kps[1].Address(), nil)}},
+				}, nil), kps[0])
+				if _, err := h.c.SubmitTransaction(create); err != nil {
+					t.Fatal(err, codes(err))
+				}
+				id, _ := create.ClaimableBalanceID(0)
+				return one(kps[0], &txnbuild.RevokeSponsorship{SponsorshipType: txnbuild.RevokeSponsorshipTypeClaimableBalance, ClaimableBalance: &id})
+			}},
 		{name: "revoke: not sponsor", txCode: xdr.TransactionResultCodeTxFailed, tx: "tx_failed", ops: []string{"op_not_sponsor"}, applied: true,
 			build: func(t *testing.T, h *harness) submission {
 				kps := h.fund(2)
