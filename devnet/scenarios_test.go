@@ -547,3 +547,50 @@ func TestStreamCursorNow(t *testing.T) {
 		t.Fatalf("resumed at %s, want %s", ev["id"], resp.PT)
 	}
 }
+
+// TestSEP39MintFlow is the shape of Medimint's minting: in one fee-bumped
+// transaction the platform sponsors a fresh issuer and the patient's trust
+// line, the issuer records the study's metadata pointer, sends the single
+// 0.0000001 unit and locks itself.
+func TestSEP39MintFlow(t *testing.T) {
+	h := newHarness(t)
+	kps := h.fund(2)
+	platform, patient := kps[0], kps[1]
+	issuer := keypair.MustRandom()
+	nft := txnbuild.CreditAsset{Code: "MMSTUDY1", Issuer: issuer.Address()}
+	patientBefore := nativeBalance(t, h.account(patient.Address()))
+
+	inner := sign(t, h, h.build(ptr(h.account(platform.Address())), []txnbuild.Operation{
+		&txnbuild.BeginSponsoringFutureReserves{SponsoredID: issuer.Address()},
+		&txnbuild.CreateAccount{Destination: issuer.Address(), Amount: "0"},
+		&txnbuild.ManageData{SourceAccount: issuer.Address(), Name: "ipfs", Value: []byte("bafkreidevnetcid")},
+		&txnbuild.SetOptions{SourceAccount: issuer.Address(), SetFlags: []txnbuild.AccountFlag{txnbuild.AuthRequired, txnbuild.AuthRevocable}},
+		&txnbuild.EndSponsoringFutureReserves{SourceAccount: issuer.Address()},
+		&txnbuild.BeginSponsoringFutureReserves{SponsoredID: patient.Address()},
+		changeTrustFrom(t, patient, nft, "0.0000001"),
+		&txnbuild.EndSponsoringFutureReserves{SourceAccount: patient.Address()},
+		&txnbuild.SetTrustLineFlags{SourceAccount: issuer.Address(), Trustor: patient.Address(), Asset: nft, SetFlags: []txnbuild.TrustLineFlag{txnbuild.TrustLineAuthorized}},
+		&txnbuild.Payment{SourceAccount: issuer.Address(), Destination: patient.Address(), Amount: "0.0000001", Asset: nft},
+		&txnbuild.SetOptions{SourceAccount: issuer.Address(), MasterWeight: txnbuild.NewThreshold(0)},
+	}, nil), platform, issuer, patient)
+	resp, err := h.c.SubmitFeeBumpTransaction(feeBump(t, h, inner, platform, 200))
+	if err != nil {
+		t.Fatalf("mint: %v %v", err, codes(err))
+	}
+	if resp.OperationCount != 11 || resp.FeeCharged != 1200 {
+		t.Fatalf("operation_count %d fee_charged %d", resp.OperationCount, resp.FeeCharged)
+	}
+	p := h.account(patient.Address())
+	if p.GetCreditBalance(nft.Code, issuer.Address()) != "0.0000001" || nativeBalance(t, p) != patientBefore || p.NumSponsored != 1 {
+		t.Fatalf("patient = %+v", p)
+	}
+	iss := h.account(issuer.Address())
+	if iss.Sponsor != platform.Address() || string(iss.MustGetData("ipfs")) != "bafkreidevnetcid" || ptr(iss).SignerSummary()[issuer.Address()] != 0 {
+		t.Fatalf("issuer = %+v", iss)
+	}
+	// The locked issuer can never sign again.
+	_, err = h.submit(issuer, []txnbuild.Operation{&txnbuild.Payment{Destination: patient.Address(), Amount: "0.0000001", Asset: nft}})
+	if rc := codes(err); rc == nil || rc.TransactionCode != "tx_bad_auth" {
+		t.Fatalf("locked issuer: %v", rc)
+	}
+}
