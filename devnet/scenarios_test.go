@@ -588,6 +588,33 @@ func TestSEP39MintFlow(t *testing.T) {
 	if iss.Sponsor != platform.Address() || string(iss.MustGetData("ipfs")) != "bafkreidevnetcid" || ptr(iss).SignerSummary()[issuer.Address()] != 0 {
 		t.Fatalf("issuer = %+v", iss)
 	}
+	// Every operation and effect of the mint decodes with the SDK's types.
+	ops, err := h.c.Operations(horizonclient.OperationRequest{ForTransaction: resp.Hash, Limit: 200})
+	if err != nil || len(ops.Embedded.Records) != 11 {
+		t.Fatalf("operations: %d %v", len(ops.Embedded.Records), err)
+	}
+	if op, ok := ops.Embedded.Records[1].(operations.CreateAccount); !ok || op.Sponsor != platform.Address() || op.Account != issuer.Address() {
+		t.Fatalf("create_account = %+v", ops.Embedded.Records[1])
+	}
+	if op, ok := ops.Embedded.Records[8].(operations.SetTrustLineFlags); !ok || op.Trustor != patient.Address() || op.SetFlagsS[0] != "authorized" {
+		t.Fatalf("set_trust_line_flags = %+v", ops.Embedded.Records[8])
+	}
+	effs, err := h.c.Effects(horizonclient.EffectRequest{ForTransaction: resp.Hash, Limit: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, e := range effs.Embedded.Records {
+		types = append(types, e.GetType())
+	}
+	for _, want := range []string{"account_created", "account_sponsorship_created", "data_created", "data_sponsorship_created",
+		"account_flags_updated", "trustline_created", "trustline_sponsorship_created", "trustline_flags_updated",
+		"account_credited", "account_debited", "signer_removed"} {
+		if !slices.Contains(types, want) {
+			t.Errorf("effects %v lack %s", types, want)
+		}
+	}
+
 	// The locked issuer can never sign again.
 	_, err = h.submit(issuer, []txnbuild.Operation{&txnbuild.Payment{Destination: patient.Address(), Amount: "0.0000001", Asset: nft}})
 	if rc := codes(err); rc == nil || rc.TransactionCode != "tx_bad_auth" {
