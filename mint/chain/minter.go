@@ -151,7 +151,6 @@ var errInFlight = errors.New("chain: an earlier mint transaction may still apply
 func (m *Minter) mintJobs(ctx context.Context, jobs []mint.Job) {
 	items := m.decode(ctx, jobs)
 	items = m.dropRecorded(ctx, items)
-	items = m.resolveAttempts(ctx, items)
 	if len(items) == 0 {
 		return
 	}
@@ -159,6 +158,7 @@ func (m *Minter) mintJobs(ctx context.Context, jobs []mint.Job) {
 		m.retry(ctx, items, err)
 		return
 	}
+	items = m.resolveAttempts(ctx, items)
 	for _, g := range plan(items) {
 		if err := m.submit(ctx, g); err != nil {
 			m.log.WarnContext(ctx, "chain: mint failed; will retry", slog.Int("studies", len(g)), slog.Any("err", err))
