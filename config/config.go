@@ -56,6 +56,9 @@ type Config struct {
 	HorizonURL        string
 	NetworkPassphrase string // empty with the devnet: the devnet chooses its own
 	FriendbotURL      string
+	DevnetAddr        string // MEDIMINT_DEVNET_ADDR: where the embedded devnet's Horizon listens
+	Channels          int    // MEDIMINT_CHANNELS: channel accounts minting in parallel
+	HomeDomain        string // MEDIMINT_HOME_DOMAIN: the organisation's domain on chain
 
 	DICOMwebBase string     // MEDIMINT_DICOMWEB_BASE: path prefix of the DICOMweb routes
 	LogLevel     slog.Level // MEDIMINT_LOG_LEVEL
@@ -96,6 +99,9 @@ var Vars = []Var{
 	{"HORIZON_URL", "", "Stellar Horizon URL; empty: run the embedded devnet"},
 	{"NETWORK_PASSPHRASE", "", "Stellar network passphrase (required with HORIZON_URL)"},
 	{"FRIENDBOT_URL", "", "friendbot URL for funding accounts (test networks only)"},
+	{"MEDIMINT_DEVNET_ADDR", "127.0.0.1:8000", "loopback address of the embedded devnet's Horizon API (when HORIZON_URL is empty)"},
+	{"MEDIMINT_CHANNELS", "4", "channel accounts that mint in parallel (1-900)"},
+	{"MEDIMINT_HOME_DOMAIN", "localhost", "the organisation's home domain: its issuer's home_domain and registry listing (1-32 bytes)"},
 	{"MEDIMINT_DICOMWEB_BASE", "/dicom-web", "path prefix of the DICOMweb routes"},
 	{"MEDIMINT_LOG_LEVEL", "info", "log level: debug, info, warn or error"},
 }
@@ -144,6 +150,8 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		HorizonURL:        get("HORIZON_URL"),
 		NetworkPassphrase: get("NETWORK_PASSPHRASE"),
 		FriendbotURL:      get("FRIENDBOT_URL"),
+		DevnetAddr:        get("MEDIMINT_DEVNET_ADDR"),
+		HomeDomain:        get("MEDIMINT_HOME_DOMAIN"),
 		DICOMwebBase:      get("MEDIMINT_DICOMWEB_BASE"),
 		S3: S3{
 			Endpoint: get("S3_ENDPOINT"),
@@ -152,7 +160,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		},
 	}
 
-	for _, name := range []string{"MEDIMINT_HTTP_ADDR", "MEDIMINT_DIMSE_ADDR"} {
+	for _, name := range []string{"MEDIMINT_HTTP_ADDR", "MEDIMINT_DIMSE_ADDR", "MEDIMINT_DEVNET_ADDR"} {
 		if v := get(name); !validAddr(v) {
 			bad(name, v, "want host:port, e.g. 127.0.0.1:8042")
 		}
@@ -208,6 +216,15 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if c.FriendbotURL != "" && !validHTTPURL(c.FriendbotURL) {
 		bad("FRIENDBOT_URL", c.FriendbotURL, "want an http(s) URL")
+	}
+	ch := get("MEDIMINT_CHANNELS")
+	if n, err := strconv.Atoi(ch); err != nil || n < 1 || n > 900 {
+		bad("MEDIMINT_CHANNELS", ch, "want a number from 1 to 900")
+	} else {
+		c.Channels = n
+	}
+	if len(c.HomeDomain) > 32 || strings.ContainsAny(c.HomeDomain, " /") {
+		bad("MEDIMINT_HOME_DOMAIN", c.HomeDomain, "want a domain name of at most 32 bytes")
 	}
 
 	if !strings.HasPrefix(c.DICOMwebBase, "/") || strings.ContainsAny(c.DICOMwebBase, "?#") {
@@ -287,6 +304,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("pinner", string(c.Pinner)),
 		slog.Bool("kms", c.KMSKeyID != ""),
 		slog.String("horizon", horizon),
+		slog.Int("channels", c.Channels),
+		slog.String("home_domain", c.HomeDomain),
 		slog.String("dicomweb_base", c.DICOMwebBase),
 		slog.String("log_level", c.LogLevel.String()),
 	)
