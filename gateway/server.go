@@ -29,6 +29,9 @@ const (
 	// DefaultMaxJSONBytes bounds the DICOM JSON part of a STOW-RS request
 	// of type application/dicom+json.
 	DefaultMaxJSONBytes = 64 << 20
+	// DefaultMetadataCacheBytes is the default of
+	// Config.MetadataCacheBytes.
+	DefaultMetadataCacheBytes = 64 << 20
 	// AdminKeyHeader carries Config.AdminKey on DELETE requests.
 	AdminKeyHeader = "X-Admin-Key"
 )
@@ -66,6 +69,10 @@ type Config struct {
 	// MaxJSONBytes bounds the DICOM JSON part of a STOW-RS request with
 	// separate bulk data (default DefaultMaxJSONBytes).
 	MaxJSONBytes int64
+	// MetadataCacheBytes bounds the memory kept for recently served
+	// /metadata bodies (default DefaultMetadataCacheBytes; negative: no
+	// cache). Entries are keyed by ETag, so they are never stale.
+	MetadataCacheBytes int64
 	// ReadTimeout, if set, bounds the reading of a whole request,
 	// including a streamed body.
 	ReadTimeout time.Duration
@@ -84,13 +91,14 @@ type Deps struct {
 
 // Server is the HTTP gateway.
 type Server struct {
-	cfg     Config
-	deps    Deps
-	log     *slog.Logger
-	app     *fiber.App
-	pipe    *mint.Pipeline
-	ix      *index.Index
-	metrics *metrics
+	cfg       Config
+	deps      Deps
+	log       *slog.Logger
+	app       *fiber.App
+	pipe      *mint.Pipeline
+	ix        *index.Index
+	metrics   *metrics
+	metaCache *bodyCache // nil: none
 }
 
 // New builds the server and its routes; nothing listens until Serve.
@@ -112,11 +120,15 @@ func New(cfg Config, deps Deps) *Server {
 	if cfg.MaxJSONBytes <= 0 {
 		cfg.MaxJSONBytes = DefaultMaxJSONBytes
 	}
+	if cfg.MetadataCacheBytes == 0 {
+		cfg.MetadataCacheBytes = DefaultMetadataCacheBytes
+	}
 	log := deps.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, deps: deps, log: log, pipe: deps.Pipeline, ix: deps.Index, metrics: newMetrics()}
+	s := &Server{cfg: cfg, deps: deps, log: log, pipe: deps.Pipeline, ix: deps.Index, metrics: newMetrics(),
+		metaCache: newBodyCache(cfg.MetadataCacheBytes)}
 	if s.ix == nil && s.pipe != nil {
 		s.ix = s.pipe.Index()
 	}
@@ -131,6 +143,9 @@ func New(cfg Config, deps Deps) *Server {
 		// Long QIDO-RS query strings and multipart headers exceed fasthttp's
 		// 4 KiB default.
 		ReadBufferSize: 16 << 10,
+		// Streamed bodies reach fasthttp 4 KiB at a time; a larger write
+		// buffer turns them into fewer, larger writes to the socket.
+		WriteBufferSize: 64 << 10,
 		// STOW-RS bodies are read as a stream, part by part, never held
 		// whole; beyond the first 8 KiB fasthttp hands the handler the
 		// connection itself, whatever the body's size.

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -17,52 +16,120 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
-// streamBufSize is the write buffer between a producer and the
-// connection: large enough that pipe hand-offs are rare.
-const streamBufSize = 256 << 10
+// streamBufSize bounds what a producer may have written ahead of the
+// connection.
+const streamBufSize = 1 << 20
 
 // streamBody makes the response body whatever produce writes, streamed:
-// produce runs in its own goroutine once the handler returns control to
-// fasthttp, which copies from a pipe to the connection. Nothing is
-// buffered beyond streamBufSize. produce's context ends when the client
-// goes away or the copy fails; an error from produce cuts the response
-// short (the client sees a truncated body, not a valid one) and is
-// logged. Status and headers must be set before calling streamBody.
+// produce runs in its own goroutine while fasthttp copies to the
+// connection, with at most streamBufSize bytes between them. produce's
+// context ends when the client goes away or the copy fails; an error from
+// produce cuts the response short (the client sees a truncated body, not a
+// valid one) and is logged. Status and headers must be set before calling
+// streamBody.
 func (s *Server) streamBody(c *fiber.Ctx, produce func(ctx context.Context, w io.Writer) error) {
 	id := requestID(c)
 	path := c.Path()
 	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
+	p := newBufPipe(streamBufSize, cancel)
 	go func() {
 		defer cancel()
-		bw := bufio.NewWriterSize(pw, streamBufSize)
-		err := produce(ctx, bw)
-		if err == nil {
-			err = bw.Flush()
-		}
+		err := produce(ctx, p)
 		if err != nil && !errors.Is(err, io.ErrClosedPipe) && ctx.Err() == nil {
 			s.log.Warn("http response cut short", "request_id", id, "path", path, "err", err)
 		}
-		pw.CloseWithError(err)
+		p.closeWrite(err)
 	}()
-	c.Response().SetBodyStream(&pipeBody{pr: pr, cancel: cancel}, -1)
+	c.Response().SetBodyStream(p, -1)
 }
 
-// pipeBody is the response body stream: closing it (fasthttp does, when
-// the response is sent or fails) stops the producer.
-type pipeBody struct {
-	pr     *io.PipeReader
-	cancel context.CancelFunc
-	once   sync.Once
+// bufPipe is an in-memory pipe with a buffer: fasthttp reads a chunked
+// body 4 KiB at a time, and an unbuffered io.Pipe would cost a goroutine
+// hand-off for each of those reads. Closing it (fasthttp does, when the
+// response is sent or fails) stops the producer.
+type bufPipe struct {
+	mu      sync.Mutex
+	cond    sync.Cond
+	buf     []byte
+	off     int // read position in buf
+	max     int
+	werr    error // set when the writer is done: io.EOF or its error
+	rclosed bool
+	cancel  context.CancelFunc
 }
 
-func (b *pipeBody) Read(p []byte) (int, error) { return b.pr.Read(p) }
+func newBufPipe(max int, cancel context.CancelFunc) *bufPipe {
+	p := &bufPipe{max: max, cancel: cancel, buf: make([]byte, 0, 64<<10)}
+	p.cond.L = &p.mu
+	return p
+}
 
-func (b *pipeBody) Close() error {
-	b.once.Do(func() {
-		b.cancel()
-		b.pr.Close()
-	})
+func (p *bufPipe) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for len(b) > 0 {
+		for len(p.buf)-p.off >= p.max && !p.rclosed {
+			p.cond.Wait()
+		}
+		if p.rclosed {
+			return n, io.ErrClosedPipe
+		}
+		if p.off > 0 && p.off == len(p.buf) {
+			p.buf, p.off = p.buf[:0], 0
+		}
+		k := min(len(b), p.max-(len(p.buf)-p.off))
+		p.buf = append(p.buf, b[:k]...)
+		b, n = b[k:], n+k
+		p.cond.Broadcast()
+	}
+	return n, nil
+}
+
+func (p *bufPipe) Read(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.off == len(p.buf) && p.werr == nil {
+		p.cond.Wait()
+	}
+	if p.off == len(p.buf) {
+		return 0, p.werr
+	}
+	n := copy(b, p.buf[p.off:])
+	p.off += n
+	if p.off == len(p.buf) {
+		p.buf, p.off = p.buf[:0], 0
+	} else if p.off > p.max {
+		// Keep the buffer from growing: move the unread tail down.
+		k := copy(p.buf, p.buf[p.off:])
+		p.buf, p.off = p.buf[:k], 0
+	}
+	p.cond.Broadcast()
+	return n, nil
+}
+
+// closeWrite ends the stream: readers get err after the buffered bytes
+// (io.EOF for nil).
+func (p *bufPipe) closeWrite(err error) {
+	if err == nil {
+		err = io.EOF
+	}
+	p.mu.Lock()
+	if p.werr == nil {
+		p.werr = err
+	}
+	p.cond.Broadcast()
+	p.mu.Unlock()
+}
+
+// Close is the reader's: the producer's next Write fails.
+func (p *bufPipe) Close() error {
+	p.cancel()
+	p.mu.Lock()
+	p.rclosed = true
+	p.buf, p.off = nil, 0
+	p.cond.Broadcast()
+	p.mu.Unlock()
 	return nil
 }
 

@@ -288,12 +288,26 @@ func (s *Server) metadata(c *fiber.Ctx) error {
 	for _, r := range refs {
 		parts = append(parts, []byte(r.SOPInstanceUID), r.PlaintextSHA256)
 	}
-	if notModified(c, etag(parts...)) {
+	tag := etag(parts...)
+	if notModified(c, tag) {
 		return nil
 	}
 	c.Set(fiber.HeaderContentType, typ)
+	if body, ok := s.metaCache.get(tag); ok {
+		return c.Send(body)
+	}
 	s.streamBody(c, func(ctx context.Context, w io.Writer) error {
-		return s.ix.Metadata(ctx, w, base, t.study, t.series, t.sopID)
+		if s.metaCache == nil {
+			return s.ix.Metadata(ctx, w, base, t.study, t.series, t.sopID)
+		}
+		cp := &capture{max: s.metaCache.maxEntry}
+		if err := s.ix.Metadata(ctx, io.MultiWriter(w, cp), base, t.study, t.series, t.sopID); err != nil {
+			return err
+		}
+		if !cp.over {
+			s.metaCache.put(tag, cp.buf)
+		}
+		return nil
 	})
 	return nil
 }

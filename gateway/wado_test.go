@@ -307,3 +307,35 @@ func TestStoreRetrieve(t *testing.T) {
 		}
 	})
 }
+
+// The metadata cache is keyed by what the index says now: a body served
+// earlier is never served once an instance is added, replaced or deleted.
+func TestMetadataNeverStale(t *testing.T) {
+	e := newEnv(t, Config{AdminKey: "k"}, mint.OverwriteDuplicates)
+	a := newIDs("", "")
+	e.stow(t, "/studies", instance(t, "MR_small.dcm", a)).mustStatus(t, 200)
+	url := e.url + "/studies/" + a.study + "/series/" + a.series + "/metadata"
+	count := func() int {
+		t.Helper()
+		return len(do(t, "GET", url, nil, nil).mustStatus(t, 200).datasets(t))
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("%d", n)
+	}
+	count() // now cached
+	b := newIDs(a.study, a.series)
+	e.stow(t, "/studies", instance(t, "CT_small.dcm", b)).mustStatus(t, 200)
+	if n := count(); n != 2 {
+		t.Errorf("after a store: %d instances", n)
+	}
+	// Overwrite a with other content: same UIDs, new digest.
+	e.stow(t, "/studies", instance(t, "MR_small.dcm", a, dicom.NewStrings(tag.PatientID, dicom.LO, "CHANGED"))).mustStatus(t, 200)
+	r := do(t, "GET", url, nil, nil).mustStatus(t, 200)
+	if !bytes.Contains(r.body, []byte("CHANGED")) {
+		t.Error("after an overwrite: stale metadata")
+	}
+	do(t, "DELETE", e.url+"/studies/"+a.study+"/series/"+a.series+"/instances/"+b.sop, hdr(AdminKeyHeader, "k"), nil).mustStatus(t, 200)
+	if n := count(); n != 1 {
+		t.Errorf("after a delete: %d instances", n)
+	}
+}
