@@ -15,6 +15,7 @@ import (
 	"github.com/medimint/medimint/config"
 	"github.com/medimint/medimint/db"
 	"github.com/medimint/medimint/gateway"
+	"github.com/medimint/medimint/mint"
 )
 
 func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) int {
@@ -59,7 +60,7 @@ func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		cancel() // one server down takes the process down
 		dimseDone <- err
 	}()
-	err = serve(ctx, log, pool, ln) // the DICOMweb gateway takes pipeline once it mounts STOW/WADO
+	err = serve(ctx, log, cfg, pool, pipeline, ln)
 	cancel()
 	if derr := <-dimseDone; err == nil && derr != nil && !errors.Is(derr, context.Canceled) {
 		err = derr
@@ -73,9 +74,10 @@ func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 }
 
 // serve runs the servers on their listeners until ctx is done.
-func serve(ctx context.Context, log *slog.Logger, pool *pgxpool.Pool, ln net.Listener) error {
+func serve(ctx context.Context, log *slog.Logger, cfg config.Config, pool *pgxpool.Pool, pipeline *mint.Pipeline, ln net.Listener) error {
 	v, c := buildVersion()
-	gw := gateway.New(gateway.Config{Version: v, Commit: c}, gateway.Deps{DB: pool, Logger: log})
+	gw := gateway.New(gateway.Config{Version: v, Commit: c, BasePath: cfg.DICOMwebBase},
+		gateway.Deps{DB: pool, Pipeline: pipeline, Logger: log})
 	return gw.Serve(ctx, ln)
 }
 
