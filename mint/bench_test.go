@@ -50,7 +50,7 @@ func benchCorpus(b *testing.B) (dir string, files []string, total int64) {
 }
 
 // bigInstance is a CT instance of size x size 16-bit pixels.
-func bigInstance(b *testing.B, study, sop string, size int) []byte {
+func bigInstance(b testing.TB, study, sop string, size int) []byte {
 	px := make([]byte, size*size*2)
 	rand.Read(px)
 	f := dump2dcm(b, fmt.Sprintf(`(0008,0016) UI =CTImageStorage
