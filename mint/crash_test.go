@@ -97,6 +97,7 @@ func TestCrashSafety(t *testing.T) {
 		"DATABASE_URL=" + pool.Config().ConnString(),
 		"MEDIMINT_HTTP_ADDR=127.0.0.1:0", "MEDIMINT_DIMSE_ADDR=127.0.0.1:0",
 		"MEDIMINT_DATA_DIR=" + dataDir, "MEDIMINT_KEK_FILE=" + kekFile, "MEDIMINT_LOG_LEVEL=info",
+		"MEDIMINT_DEVNET_ADDR=127.0.0.1:0", // serve may run the embedded devnet
 	}
 
 	// 4 studies of 15 instances, 256 KiB of pixels each, so that kills
@@ -235,4 +236,3 @@ func TestCrashSafety(t *testing.T) {
 	}
 	t.Logf("%d kills (%d interrupting a C-STORE), %d instances acknowledged, %d orphan blobs swept", kills, interrupted, len(acked), swept)
 }
-
