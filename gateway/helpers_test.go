@@ -266,6 +266,7 @@ func pixelData(t testing.TB, obj []byte) []byte {
 	e := f.Dataset.Get(tag.PixelData)
 	if e == nil {
 		t.Fatal("no Pixel Data")
+		return nil
 	}
 	if e.Fragments != nil {
 		var b []byte

@@ -208,11 +208,10 @@ func acceptsAny(accept []mediaRange, types ...string) (string, bool) {
 // syntaxes. tsAny: as stored; tsDefault: no transfer-syntax parameter
 // (Explicit VR Little Endian where possible, else as stored).
 type tsChoice struct {
-	any        bool     // transfer-syntax=* (or */* without parameters)
-	dflt       bool     // a range without transfer-syntax
-	syntaxes   []string // explicit transfer syntaxes, best first
-	partTypes  []string // acceptable part media types (frames), best first
-	singlePart bool     // a single-part range matched (see multipartChoice)
+	any       bool     // transfer-syntax=* (or */* without parameters)
+	dflt      bool     // a range without transfer-syntax
+	syntaxes  []string // explicit transfer syntaxes, best first
+	partTypes []string // acceptable part media types (frames), best first
 }
 
 // multipartChoice collects the multipart/related ranges (and */*) of

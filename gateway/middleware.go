@@ -3,9 +3,7 @@ package gateway
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -94,17 +92,4 @@ func (s *Server) observe(c *fiber.Ctx) error {
 		slog.Duration("duration", d),
 		slog.String("remote", c.IP()))
 	return nil
-}
-
-// errStatus returns the HTTP status an error will be answered with.
-func errStatus(err error) int {
-	var he *httpError
-	var fe *fiber.Error
-	switch {
-	case errors.As(err, &he):
-		return he.status
-	case errors.As(err, &fe):
-		return fe.Code
-	}
-	return http.StatusInternalServerError
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -11,6 +12,7 @@ import (
 	"net/textproto"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/medimint/medimint/dicom"
 	"github.com/medimint/medimint/dicom/tag"
@@ -286,4 +288,78 @@ func mustMultipart(t testing.TB, part []byte) []byte {
 
 func jsonPart(boundary, js string) []byte {
 	return []byte("--" + boundary + "\r\nContent-Type: application/dicom+json\r\n\r\n" + js + "\r\n--" + boundary + "--\r\n")
+}
+
+// STOW-RS stores each part as it arrives: the first instance of a request
+// is durable while the client has not yet sent the second.
+func TestStoreStreamsParts(t *testing.T) {
+	e := newEnv(t, Config{}, mint.RejectDuplicates)
+	a, b := newIDs("", ""), newIDs("", "")
+	body, ct := multipartBody(t, instance(t, "CT_small.dcm", a), instance(t, "MR_small.dcm", b))
+	// Cut just after the second part's headers: the reader has seen the
+	// end of the first part.
+	second := []byte("--" + testBoundary)
+	cut := bytes.Index(body[len(second):], second) + len(second)
+	cut += bytes.Index(body[cut:], []byte("\r\n\r\n")) + 4
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.root, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST %s/studies HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n", e.srv.cfg.BasePath, ct, len(body))
+	conn.Write(body[:cut])
+	// A bound on the wait, not on speed: buffering would wait forever.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	for stored := false; !stored; time.Sleep(5 * time.Millisecond) {
+		if err := e.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM instances WHERE sop_instance_uid = $1)`, a.sop).Scan(&stored); err != nil {
+			t.Fatalf("the first instance was not stored before the body ended: %v", err)
+		}
+	}
+	var rows int
+	e.pool.QueryRow(t.Context(), `SELECT count(*) FROM instances`).Scan(&rows)
+	if rows != 1 {
+		t.Fatalf("%d instances stored before the second part was sent", rows)
+	}
+	conn.Write(body[cut:])
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if rows, _ := e.counts(t); rows != 2 {
+		t.Errorf("%d instances", rows)
+	}
+}
+
+func TestStoreDuplicatePolicies(t *testing.T) {
+	id := newIDs("", "")
+	obj := instance(t, "MR_small.dcm", id)
+	other := instance(t, "MR_small.dcm", id, dicom.NewStrings(tag.PatientID, dicom.LO, "OTHER"))
+	tests := []struct {
+		policy       mint.DuplicatePolicy
+		same, differ int // status of a byte-identical resend, of a different instance under the UID
+	}{
+		{mint.RejectDuplicates, http.StatusConflict, http.StatusConflict},
+		{mint.IgnoreIdenticalDuplicates, http.StatusOK, http.StatusConflict},
+		{mint.OverwriteDuplicates, http.StatusOK, http.StatusOK},
+	}
+	for _, tt := range tests {
+		e := newEnv(t, Config{}, tt.policy)
+		e.stow(t, "/studies", obj).mustStatus(t, http.StatusOK)
+		e.stow(t, "/studies", obj).mustStatus(t, tt.same)
+		r := e.stow(t, "/studies", other).mustStatus(t, tt.differ)
+		if tt.differ == http.StatusConflict {
+			if f := failures(t, r); f[id.sop] != uint64(statusDuplicate) {
+				t.Errorf("policy %d: failures %v, want 0x0111", tt.policy, f)
+			}
+		}
+		if rows, blobs := e.counts(t); rows != 1 || blobs != 1 {
+			t.Errorf("policy %d: %d rows, %d blobs", tt.policy, rows, blobs)
+		}
+	}
 }

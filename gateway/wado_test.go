@@ -70,6 +70,11 @@ func TestStoreRetrieve(t *testing.T) {
 		}
 		again := do(t, "GET", e.url+"/studies/"+study, hdr("Accept", `multipart/related; type="application/dicom"; transfer-syntax=*`, "If-None-Match", r.Header.Get("ETag")), nil)
 		again.mustStatus(t, http.StatusNotModified)
+		// HEAD starts the stream and must end it without a body.
+		head := do(t, "HEAD", e.url+"/studies/"+study, hdr("Accept", `multipart/related; type="application/dicom"; transfer-syntax=*`), nil).mustStatus(t, 200)
+		if len(head.body) != 0 || head.Header.Get("ETag") != r.Header.Get("ETag") {
+			t.Errorf("HEAD: %d bytes, ETag %q", len(head.body), head.Header.Get("ETag"))
+		}
 	})
 
 	t.Run("default transfer syntax", func(t *testing.T) {
