@@ -259,7 +259,9 @@ func jsonCollectTranscodes(ds *Dataset, parent *CharacterSet, edits *[]jsonEdit)
 				return false
 			}
 		}
-		if !e.VR.IsString() || jsonIsPlainASCII(e.Value) {
+		if !e.VR.IsString() || !affected(e.VR) || jsonIsPlainASCII(e.Value) {
+			// Values of the VRs the character set does not affect are
+			// already stored as the encoder reads them (Latin-1).
 			continue
 		}
 		b, err := cs.Encode(string(jsonTrimTrailing(e.Value)), e.VR)
@@ -677,8 +679,35 @@ func (d *jsonDecoder) stringValue(out []byte, vr VR) ([]byte, error) {
 	if !vr.IsText() && bytes.IndexByte(s, '\\') >= 0 {
 		return out, d.errorf("a %s value cannot contain a backslash, the value delimiter", vr)
 	}
+	if !affected(vr) {
+		// The Specific Character Set does not apply to this VR (PS3.5
+		// 6.1.2.3): its bytes are the default repertoire, which the
+		// encoder (CharacterSet.Decode) reads as Latin-1 when a sender
+		// strays above 0x7F. Store the inverse, so a value survives a
+		// JSON round trip whatever (0008,0005) says; a character Latin-1
+		// lacks could not have come from our encoder, nor be stored.
+		b, ok := jsonAppendLatin1(out, s)
+		if !ok {
+			return out, d.errorf("a %s value is limited to the default character repertoire, not %q", vr, s)
+		}
+		return b, nil
+	}
 	d.noteText(s)
 	return append(out, s...), nil
+}
+
+// jsonAppendLatin1 appends UTF-8 text s as ISO 8859-1 bytes; false if a
+// character is above U+00FF.
+func jsonAppendLatin1(out, s []byte) ([]byte, bool) {
+	for len(s) > 0 {
+		r, n := utf8.DecodeRune(s)
+		if r > 0xFF {
+			return out, false
+		}
+		out = append(out, byte(r))
+		s = s[n:]
+	}
+	return out, true
 }
 
 func (d *jsonDecoder) noteText(s []byte) {

@@ -55,6 +55,14 @@ func TestJSONDecode(t *testing.T) {
 				{Tag: 0x00081110, VR: SQ, Items: []*Dataset{jsonDS(jsonRaw(TagSpecificCharacterSet, CS, []byte("ISO_IR 192")...), jsonRaw(0x00081150, LO, []byte("Люба 山")...))}}}},
 		{"no declared set: UTF-8", `{"00100010":{"vr":"PN","Value":[{"Alphabetic":"Müller"}]}}`,
 			[]Element{jsonRaw(TagSpecificCharacterSet, CS, []byte("ISO_IR 192")...), jsonRaw(0x00100010, PN, []byte("Müller ")...)}},
+		// The character set does not apply to UI, CS, DA...: a stray Latin-1
+		// character is stored as the Latin-1 byte the encoder reads back,
+		// and its presence neither transcodes nor declares anything.
+		{"default repertoire VRs: Latin-1 bytes", `{"00080005":{"vr":"CS","Value":["ISO_IR 144"]},"00000001":{"vr":"UI","Value":["1.æ"]},"00080060":{"vr":"CS","Value":["ÆØ"]},"00100010":{"vr":"PN","Value":[{"Alphabetic":"Люба"}]}}`,
+			[]Element{jsonRaw(0x00000001, UI, '1', '.', 0xE6, 0), jsonRaw(TagSpecificCharacterSet, CS, []byte("ISO_IR 144")...),
+				jsonRaw(0x00080060, CS, 0xC6, 0xD8), jsonRaw(0x00100010, PN, []byte("\xbb\xee\xd1\xd0")...)}},
+		{"default repertoire VR under UTF-8", `{"00080060":{"vr":"CS","Value":["é"]},"00100020":{"vr":"LO","Value":["é"]}}`,
+			[]Element{jsonRaw(TagSpecificCharacterSet, CS, []byte("ISO_IR 192")...), jsonRaw(0x00080060, CS, 0xE9, ' '), jsonRaw(0x00100020, LO, []byte("é")...)}},
 		{"whitespace", " \n{ \"00100020\" : { \"vr\" : \"LO\" , \"Value\" : [ \"a\" , null ] } }\r\n",
 			[]Element{jsonRaw(0x00100020, LO, 'a', '\\')}},
 	}
@@ -137,6 +145,7 @@ func TestJSONDecodeErrors(t *testing.T) {
 		{"empty attribute", `{"00100010":{}}`, `no "vr"`},
 		{"unknown VR", `{"00100010":{"vr":"XX"}}`, `unknown VR "XX"`},
 		{"pseudo VR", `{"00100010":{"vr":"ox"}}`, "unknown VR"},
+		{"beyond Latin-1 in a default repertoire VR", `{"00000001":{"vr":"UI","Value":["東"]}}`, "limited to the default character repertoire"},
 		{"unknown member", `{"00100010":{"vr":"PN","keyword":"PatientName"}}`, `unknown member "keyword"`},
 		{"two value members", `{"7FE00010":{"vr":"OB","InlineBinary":"AA==","BulkDataURI":"x"}}`, "more than one"},
 		{"number for string VR", `{"00100020":{"vr":"LO","Value":[123]}}`, "must be strings"},
@@ -350,6 +359,7 @@ func TestJSONRoundTrip(t *testing.T) {
 func FuzzJSONDecode(f *testing.F) {
 	f.Add([]byte(`{"00100010":{"vr":"PN","Value":[{"Alphabetic":"A^B"}]}}`))
 	f.Add([]byte(`[{"00180050":{"vr":"DS","Value":[1.5,"+1",null]}},{}]`))
+	f.Add([]byte(`{"00080005":{"vr":"CS","Value":["ISO_IR 192"]},"00080018":{"vr":"UI","Value":["1.æ"]},"00100010":{"vr":"PN","Value":[{"Alphabetic":"æ"}]}}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		opts := &JSONDecodeOptions{MaxBytes: 1 << 20, MaxDepth: 8, MaxElements: 1 << 14}
 		got, _, err := DecodeJSONBytes(in, opts)
