@@ -140,7 +140,9 @@ func TestMatrix(t *testing.T) {
 		return access.Subject{Account: keypair.MustRandom().Address(), UserID: "u-" + org + "-" + string(r), OrgID: org,
 			Roles: []access.Role{r}, Reason: "emergency: unconscious patient"}
 	}
-	pat := func(a string) access.Subject { return access.Subject{Account: a, Roles: []access.Role{access.RolePatient}, Reason: "curious"} }
+	pat := func(a string) access.Subject {
+		return access.Subject{Account: a, Roles: []access.Role{access.RolePatient}, Reason: "curious"}
+	}
 	const (
 		Q, R, M, G, V, D, B = access.Query, access.Retrieve, access.MetadataOnly, access.Grant, access.Revoke, access.Delete, access.BreakGlass
 	)
