@@ -4,8 +4,8 @@
 //
 //	medimint serve     run the gateway (HTTP/DICOMweb) until SIGINT/SIGTERM
 //	medimint migrate   create the database if missing and apply the schema
-//	medimint devnet    run the embedded Stellar devnet (not implemented yet)
-//	medimint wallet    manage keys and accounts (not implemented yet)
+//	medimint devnet    run the embedded Stellar devnet (-addr, -state, -interval)
+//	medimint wallet    new | derive -n N | show: keys and the deployment's accounts
 //	medimint version   print version and commit
 //	medimint help      print this help
 //

@@ -38,8 +38,8 @@ func commands() map[string]command {
 	return map[string]command{
 		"serve":   cmdServe,
 		"migrate": cmdMigrate,
-		"devnet":  notImplemented("devnet"),
-		"wallet":  notImplemented("wallet"),
+		"devnet":  cmdDevnet,
+		"wallet":  cmdWallet,
 		"version": cmdVersion,
 	}
 }
@@ -61,13 +61,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	return cmd(ctx, args[1:], stdout, stderr)
-}
-
-func notImplemented(name string) command {
-	return func(_ context.Context, _ []string, _, stderr io.Writer) int {
-		fmt.Fprintf(stderr, "medimint %s: not implemented yet\n", name)
-		return 2
-	}
 }
 
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {

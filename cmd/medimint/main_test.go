@@ -34,8 +34,11 @@ func TestRun(t *testing.T) {
 		{args: []string{"frobnicate"}, code: 2, stderr: `unknown command "frobnicate"`},
 		{args: []string{"version"}, code: 0, stdout: "medimint "},
 		{args: []string{"version", "-x"}, code: 2, stderr: "flag provided but not defined"},
-		{args: []string{"devnet"}, code: 2, stderr: "not implemented yet"},
-		{args: []string{"wallet"}, code: 2, stderr: "not implemented yet"},
+		{args: []string{"devnet", "extra"}, code: 2, stderr: "usage: medimint devnet"},
+		{args: []string{"devnet", "-addr", "10.1.2.3:8000"}, code: 1, stderr: "not a loopback address"},
+		{args: []string{"wallet"}, code: 2, stderr: "usage: medimint wallet"},
+		{args: []string{"wallet", "frob"}, code: 2, stderr: `unknown command "frob"`},
+		{args: []string{"wallet", "new", "-words", "13"}, code: 2, stderr: "want 12, 15"},
 		{args: []string{"serve", "-h"}, code: 2, stderr: "usage: medimint serve"},
 	}
 	for _, tt := range tests {
@@ -136,6 +139,7 @@ func TestServeBinary(t *testing.T) {
 		"MEDIMINT_DIMSE_ADDR=127.0.0.1:0",
 		"MEDIMINT_DATA_DIR="+t.TempDir(),
 		"MEDIMINT_KEK_FILE="+filepath.Join(t.TempDir(), "kek"),
+		"MEDIMINT_DEVNET_ADDR=127.0.0.1:0",
 		"MEDIMINT_LOG_LEVEL=info",
 	)
 	stderr, err := cmd.StderrPipe()

@@ -29,9 +29,10 @@ const (
 
 // buildPipeline assembles the ingest pipeline from the configuration:
 // blob store (fs under MEDIMINT_DATA_DIR/blobs, or s3), key wrapper (the
-// KEK file, or KMS) and pinner (local under MEDIMINT_DATA_DIR/ipfs, or
-// kubo).
-func buildPipeline(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.Logger) (*mint.Pipeline, error) {
+// KEK file, or KMS: openKeys) and pinner (local under
+// MEDIMINT_DATA_DIR/ipfs, or kubo); issuer names the minting account in
+// published metadata.
+func buildPipeline(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, keys envelope.KeyWrapper, issuer string, log *slog.Logger) (*mint.Pipeline, error) {
 	var blobs blobstore.BlobStore
 	switch cfg.BlobStore {
 	case config.BlobStoreS3:
@@ -47,20 +48,6 @@ func buildPipeline(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, l
 		}
 		blobs = fs
 	}
-	var keys envelope.KeyWrapper
-	if cfg.KMSKeyID != "" {
-		client, err := envelope.NewKMSClient(ctx, cfg.S3.Region, "")
-		if err != nil {
-			return nil, err
-		}
-		keys = envelope.NewKMS(client, cfg.KMSKeyID)
-	} else {
-		kek, err := envelope.OpenLocalKEK(cfg.KEKFile)
-		if err != nil {
-			return nil, err
-		}
-		keys = kek
-	}
 	var pinner pinning.Pinner
 	switch cfg.Pinner {
 	case config.PinnerKubo:
@@ -72,7 +59,7 @@ func buildPipeline(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, l
 		}
 		pinner = local
 	}
-	return mint.New(mint.Config{Pool: pool, Blobs: blobs, Keys: keys, Pinner: pinner, Logger: log})
+	return mint.New(mint.Config{Pool: pool, Blobs: blobs, Keys: keys, Pinner: pinner, Issuer: issuer, Logger: log})
 }
 
 // runPipeline serves DIMSE from the pipeline and runs its background work

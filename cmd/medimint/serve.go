@@ -42,7 +42,17 @@ func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 	}
 	defer pool.Close()
 
-	pipeline, err := buildPipeline(ctx, cfg, pool, log)
+	keys, err := openKeys(ctx, cfg)
+	if err != nil {
+		log.Error("keys", "err", err)
+		return 1
+	}
+	cust, issuer, err := openMaster(ctx, cfg, keys, log)
+	if err != nil {
+		log.Error("master key", "err", err)
+		return 1
+	}
+	pipeline, err := buildPipeline(ctx, cfg, pool, keys, issuer, log)
 	if err != nil {
 		log.Error("pipeline", "err", err)
 		return 1
@@ -54,6 +64,16 @@ func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	netw, stopDevnet, err := chainNetwork(ctx, cfg, log)
+	if err != nil {
+		log.Error("chain network", "err", err)
+		return 1
+	}
+	chainDone := make(chan struct{})
+	go func() {
+		defer close(chainDone)
+		runChain(ctx, cfg, pool, cust, netw, log)
+	}()
 	dimseDone := make(chan error, 1)
 	go func() {
 		err := runPipeline(ctx, cfg, pipeline, log)
@@ -63,6 +83,10 @@ func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 	err = serve(ctx, log, cfg, pool, pipeline, ln)
 	cancel()
 	if derr := <-dimseDone; err == nil && derr != nil && !errors.Is(derr, context.Canceled) {
+		err = derr
+	}
+	<-chainDone
+	if derr := stopDevnet(); err == nil && derr != nil {
 		err = derr
 	}
 	if err != nil {

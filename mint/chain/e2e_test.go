@@ -5,6 +5,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"io"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/textproto"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +20,7 @@ import (
 	"github.com/stellar/go-stellar-sdk/protocols/horizon/operations"
 
 	"github.com/medimint/medimint/contracts"
+	"github.com/medimint/medimint/gateway"
 	"github.com/medimint/medimint/mint"
 	"github.com/medimint/medimint/mint/blobstore"
 	"github.com/medimint/medimint/mint/pinning"
@@ -91,7 +97,9 @@ func TestMintOnIngest(t *testing.T) {
 		{"MR_small.dcm", "PAT-A", "1.2.826.0.1.3680043.10.777.2"},
 		{"CT_small.dcm", "PAT-B", "1.2.826.0.1.3680043.10.777.3"},
 	}
-	for _, s := range studies {
+	// The first two studies go straight into the pipeline, the third is
+	// pushed by STOW-RS over HTTP through the gateway.
+	for _, s := range studies[:2] {
 		for i := range 2 {
 			b := instance(t, s.sample, s.patient, s.uid, s.uid+".1."+string(rune('1'+i)))
 			if _, err := p.StorePart10(ctx, mint.Source{OrgID: "org1", Transport: "test"}, bytes.NewReader(b)); err != nil {
@@ -99,6 +107,10 @@ func TestMintOnIngest(t *testing.T) {
 			}
 		}
 	}
+	stow(t, p, w, [][]byte{
+		instance(t, studies[2].sample, studies[2].patient, studies[2].uid, studies[2].uid+".1.1"),
+		instance(t, studies[2].sample, studies[2].patient, studies[2].uid, studies[2].uid+".1.2"),
+	})
 	for done := 0; done < len(studies); {
 		n, err := p.CompleteDue(ctx, time.Minute)
 		if err != nil {
@@ -288,4 +300,45 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// stow stores instances with one STOW-RS request to a gateway serving p.
+func stow(t *testing.T, p *mint.Pipeline, w *world, parts [][]byte) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(w.ctx)
+	gw := gateway.New(gateway.Config{OrgID: "org1"}, gateway.Deps{DB: w.pool, Pipeline: p, Logger: quiet})
+	done := make(chan error, 1)
+	go func() { done <- gw.Serve(ctx, ln) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for _, b := range parts {
+		pw, err := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"application/dicom"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw.Write(b)
+	}
+	mw.Close()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+ln.Addr().String()+gateway.DefaultBasePath+"/studies", &body)
+	req.Header.Set("Content-Type", `multipart/related; type="application/dicom"; boundary=`+mw.Boundary())
+	req.Header.Set("Accept", "application/dicom+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("STOW-RS: %s: %s", resp.Status, b)
+	}
 }
