@@ -761,7 +761,7 @@ func (d *jsonDecoder) personName(out []byte) ([]byte, error) {
 			if err != nil {
 				return out, err
 			}
-			if bytes.IndexAny(s, `\=`) >= 0 {
+			if bytes.ContainsAny(s, `\=`) {
 				return out, d.errorf("component group %q cannot contain '\\' or '='", name)
 			}
 			d.noteText(s)

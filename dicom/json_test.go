@@ -209,9 +209,6 @@ func TestJSONEncodeErrors(t *testing.T) {
 func TestJSONInlineEncapsulated(t *testing.T) {
 	for _, sizes := range [][]int{{0}, {1}, {2, 3}, {5, 7, 100001}, {jsonBase64Chunk + 1, 3}} {
 		f := &Fragments{BasicOffsetTable: []uint32{0}}
-		var want []byte
-		want = binary.LittleEndian.AppendUint32(jsonLE16(0xFFFE, 0xE000), 4)
-		want = binary.LittleEndian.AppendUint32(want, 0)
 		off := uint32(0)
 		for i, n := range sizes {
 			data := bytes.Repeat([]byte{byte(i + 1)}, n)
@@ -221,7 +218,7 @@ func TestJSONInlineEncapsulated(t *testing.T) {
 			}
 			off += 8 + uint32(n)
 		}
-		want = binary.LittleEndian.AppendUint32(jsonLE16(0xFFFE, 0xE000), uint32(4*len(f.BasicOffsetTable)))
+		want := binary.LittleEndian.AppendUint32(jsonLE16(0xFFFE, 0xE000), uint32(4*len(f.BasicOffsetTable)))
 		for _, o := range f.BasicOffsetTable {
 			want = binary.LittleEndian.AppendUint32(want, o)
 		}

@@ -83,4 +83,6 @@ func LookupTransferSyntax(uid string) (TransferSyntax, bool) {
 }
 
 // TransferSyntaxes returns the transfer syntaxes the codec reads.
-func TransferSyntaxes() []TransferSyntax { return append([]TransferSyntax(nil), transferSyntaxes[:]...) }
+func TransferSyntaxes() []TransferSyntax {
+	return append([]TransferSyntax(nil), transferSyntaxes[:]...)
+}
