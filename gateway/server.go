@@ -87,6 +87,9 @@ type Deps struct {
 	// Index answers queries; nil means Pipeline.Index().
 	Index  *index.Index
 	Logger *slog.Logger // nil: slog.Default()
+	// Mount, if set, adds routes beside DICOMweb after the gateway's own
+	// (the portal API under /api and the portal's pages).
+	Mount func(r fiber.Router)
 }
 
 // Server is the HTTP gateway.
@@ -168,6 +171,9 @@ func New(cfg Config, deps Deps) *Server {
 	s.app.Get("/version", s.version)
 	s.app.Get("/metrics", s.serveMetrics)
 	s.routes()
+	if deps.Mount != nil {
+		deps.Mount(s.app)
+	}
 	return s
 }
 
