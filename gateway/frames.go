@@ -226,16 +226,25 @@ func (s *Server) framesOf(c *fiber.Ctx, t target, fi index.FrameInfo, list []int
 	boundary := newBoundary()
 	c.Set(fiber.HeaderContentType, fmt.Sprintf("multipart/related; type=%q; boundary=%s", partType, boundary))
 	loc := s.baseURL(c) + "/studies/" + t.study + "/series/" + t.series + "/instances/" + t.sopID + "/frames/"
-	s.streamBody(c, func(ctx context.Context, w io.Writer) error {
+	headers := make([]textproto.MIMEHeader, len(list))
+	sizes := make([]int64, len(list))
+	for i, k := range list {
+		headers[i] = textproto.MIMEHeader{"Content-Type": {ctype}, "Content-Location": {loc + strconv.Itoa(k)}}
+		if sizes[i], err = frameSize(&fi, k-1); err != nil {
+			return notFound(err, "frame")
+		}
+	}
+	size, err := multipartSize(boundary, headers, sizes)
+	if err != nil {
+		return err
+	}
+	s.streamBodySized(c, size, func(ctx context.Context, w io.Writer) error {
 		mw := multipart.NewWriter(w)
 		if err := mw.SetBoundary(boundary); err != nil {
 			return err
 		}
-		for _, k := range list {
-			h := textproto.MIMEHeader{}
-			h.Set("Content-Type", ctype)
-			h.Set("Content-Location", loc+strconv.Itoa(k))
-			pw, err := mw.CreatePart(h)
+		for i, k := range list {
+			pw, err := mw.CreatePart(headers[i])
 			if err != nil {
 				return err
 			}

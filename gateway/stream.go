@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +30,13 @@ const streamBufSize = 1 << 20
 // valid one) and is logged. Status and headers must be set before calling
 // streamBody.
 func (s *Server) streamBody(c *fiber.Ctx, produce func(ctx context.Context, w io.Writer) error) {
+	s.streamBodySized(c, -1, produce)
+}
+
+// streamBodySized is streamBody for a body whose length is known in
+// advance (size >= 0): it is sent with a Content-Length, which also lets
+// fasthttp copy it in large writes rather than 4 KiB chunks.
+func (s *Server) streamBodySized(c *fiber.Ctx, size int64, produce func(ctx context.Context, w io.Writer) error) {
 	id := requestID(c)
 	path := c.Path()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -40,7 +49,36 @@ func (s *Server) streamBody(c *fiber.Ctx, produce func(ctx context.Context, w io
 		}
 		p.closeWrite(err)
 	}()
-	c.Response().SetBodyStream(p, -1)
+	c.Response().SetBodyStream(p, int(size))
+}
+
+// multipartSize returns the length of the multipart body with boundary
+// whose parts have headers and body sizes: the framing is counted by
+// writing it, bodies left out, through a multipart.Writer.
+func multipartSize(boundary string, headers []textproto.MIMEHeader, sizes []int64) (int64, error) {
+	var n countWriter
+	mw := multipart.NewWriter(&n)
+	if err := mw.SetBoundary(boundary); err != nil {
+		return 0, err
+	}
+	total := int64(0)
+	for i, h := range headers {
+		if _, err := mw.CreatePart(h); err != nil {
+			return 0, err
+		}
+		total += sizes[i]
+	}
+	if err := mw.Close(); err != nil {
+		return 0, err
+	}
+	return total + int64(n), nil
+}
+
+type countWriter int64
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	*c += countWriter(len(p))
+	return len(p), nil
 }
 
 // bufPipe is an in-memory pipe with a buffer: fasthttp reads a chunked
@@ -58,8 +96,15 @@ type bufPipe struct {
 	cancel  context.CancelFunc
 }
 
+// pipeBufs recycles the buffers of bufPipes of streamBufSize.
+var pipeBufs = sync.Pool{New: func() any { return make([]byte, 0, streamBufSize) }}
+
 func newBufPipe(max int, cancel context.CancelFunc) *bufPipe {
-	p := &bufPipe{max: max, cancel: cancel, buf: make([]byte, 0, 64<<10)}
+	var buf []byte
+	if max == streamBufSize {
+		buf = pipeBufs.Get().([]byte)[:0]
+	}
+	p := &bufPipe{max: max, cancel: cancel, buf: buf}
 	p.cond.L = &p.mu
 	return p
 }
@@ -127,6 +172,9 @@ func (p *bufPipe) Close() error {
 	p.cancel()
 	p.mu.Lock()
 	p.rclosed = true
+	if cap(p.buf) == streamBufSize {
+		pipeBufs.Put(p.buf[:0]) //nolint:staticcheck // a slice header is small; the pool is for the array
+	}
 	p.buf, p.off = nil, 0
 	p.cond.Broadcast()
 	p.mu.Unlock()

@@ -60,17 +60,31 @@ func (s *Server) retrieve(level index.Level) fiber.Handler {
 		}
 		base := s.baseURL(c)
 		boundary := newBoundary()
+		headers := make([]textproto.MIMEHeader, len(refs))
+		sizes := make([]int64, len(refs))
+		size := int64(0) // -1 once a part is transcoded: its length is not known before
+		for i, r := range refs {
+			h := textproto.MIMEHeader{}
+			h.Set("Content-Type", "application/dicom; transfer-syntax="+plans[i])
+			h.Set("Content-Location", instanceURL(base, r))
+			headers[i], sizes[i] = h, r.Size
+			if plans[i] != r.TransferSyntaxUID {
+				size = -1
+			}
+		}
+		if size == 0 {
+			if size, err = multipartSize(boundary, headers, sizes); err != nil {
+				return err
+			}
+		}
 		c.Set(fiber.HeaderContentType, `multipart/related; type="application/dicom"; boundary=`+boundary)
-		s.streamBody(c, func(ctx context.Context, w io.Writer) error {
+		s.streamBodySized(c, size, func(ctx context.Context, w io.Writer) error {
 			mw := multipart.NewWriter(w)
 			if err := mw.SetBoundary(boundary); err != nil {
 				return err
 			}
 			for i, r := range refs {
-				h := textproto.MIMEHeader{}
-				h.Set("Content-Type", "application/dicom; transfer-syntax="+plans[i])
-				h.Set("Content-Location", instanceURL(base, r))
-				pw, err := mw.CreatePart(h)
+				pw, err := mw.CreatePart(headers[i])
 				if err != nil {
 					return err
 				}
