@@ -97,12 +97,12 @@ type bufPipe struct {
 }
 
 // pipeBufs recycles the buffers of bufPipes of streamBufSize.
-var pipeBufs = sync.Pool{New: func() any { return make([]byte, 0, streamBufSize) }}
+var pipeBufs = sync.Pool{New: func() any { b := make([]byte, 0, streamBufSize); return &b }}
 
 func newBufPipe(max int, cancel context.CancelFunc) *bufPipe {
 	var buf []byte
 	if max == streamBufSize {
-		buf = pipeBufs.Get().([]byte)[:0]
+		buf = (*pipeBufs.Get().(*[]byte))[:0]
 	}
 	p := &bufPipe{max: max, cancel: cancel, buf: buf}
 	p.cond.L = &p.mu
@@ -173,7 +173,8 @@ func (p *bufPipe) Close() error {
 	p.mu.Lock()
 	p.rclosed = true
 	if cap(p.buf) == streamBufSize {
-		pipeBufs.Put(p.buf[:0]) //nolint:staticcheck // a slice header is small; the pool is for the array
+		b := p.buf[:0]
+		pipeBufs.Put(&b)
 	}
 	p.buf, p.off = nil, 0
 	p.cond.Broadcast()
