@@ -116,7 +116,7 @@ func (a *API) myGrants(c *fiber.Ctx) error {
 // done (custodial users: signed here and submitted) or waiting for the
 // user's wallet to sign Transaction.
 type ChainAction struct {
-	Status      string `json:"status"` // "submitted" or "needs_signature"
+	Status      string `json:"status"` // "preview", "submitted" or "needs_signature"
 	Description string `json:"description"`
 	TxHash      string `json:"tx_hash,omitempty"`
 	TxURL       string `json:"tx_url,omitempty"`
@@ -139,6 +139,11 @@ func (a *API) needChain() error {
 func (a *API) act(c *fiber.Ctx, kind, description string, d contracts.Draft, extra ...*keypair.Full) error {
 	if err := a.needChain(); err != nil {
 		return err
+	}
+	if c.QueryBool("preview") {
+		// What the user is about to sign, in plain words, before anything
+		// is signed.
+		return c.JSON(ChainAction{Status: "preview", Description: description})
 	}
 	ctx := c.UserContext()
 	sub := subject(c)
