@@ -257,6 +257,24 @@ func TestStoreBadInput(t *testing.T) {
 		}
 	})
 
+	t.Run("chunked transfer encoding", func(t *testing.T) {
+		b, ct := multipartBody(t, instance(t, "MR_small.dcm", newIDs("", "")), instance(t, "CT_small.dcm", newIDs("", "")))
+		req, _ := http.NewRequest("POST", e.url+"/studies", io.MultiReader(bytes.NewReader(b))) // no length: chunked
+		req.Header.Set("Content-Type", ct)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || req.ContentLength != 0 {
+			t.Fatalf("status %d (request length %d, want unknown): %s", resp.StatusCode, req.ContentLength, body)
+		}
+		if n := len(failures(t, response{resp, body})); n != 0 {
+			t.Errorf("%d failures", n)
+		}
+	})
+
 	t.Run("connection reusable after a good request", func(t *testing.T) {
 		// Two requests on one keep-alive connection: the epilogue of the
 		// first must not be read as the second.
