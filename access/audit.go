@@ -217,14 +217,11 @@ func (a *Auditor) run() {
 		select {
 		case first = <-a.queue:
 		case <-a.stop:
-			// Drain what was queued before Close.
-			for {
-				select {
-				case r := <-a.queue:
-					a.write([]auditReq{r})
-				default:
-					return
-				}
+			// Write what was queued before Close, then stop.
+			select {
+			case first = <-a.queue:
+			default:
+				return
 			}
 		}
 		batch := []auditReq{first}

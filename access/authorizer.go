@@ -469,7 +469,7 @@ func (a *Authorizer) Decide(ctx context.Context, sub Subject, act Action, res Re
 		a.audit(ctx, sub, act, res, Decision{Reason: ReasonUnavailable}, err.Error(), nil)
 		return Decision{Reason: ReasonUnavailable}
 	}
-	allow, reason, why := evaluate(sub, act, st, a.now())
+	allow, reason, why := evaluate(sub, act, st, a.now(), a.cfg.Audit != nil || act == BreakGlass)
 	d := Decision{Allow: allow, Reason: reason, BreakGlass: allow && reason == ReasonBreakGlass}
 	if d.BreakGlass {
 		if err := a.breakGlass(ctx, sub, res, st, why); err != nil {

@@ -173,48 +173,70 @@ type study struct {
 	token  *tokenState
 }
 
-// evaluate applies the rules; why is the detail for the audit log.
-func evaluate(sub Subject, act Action, st study, now time.Time) (allow bool, reason, why string) {
+// evaluate applies the rules; why is the detail for the audit log, built
+// only when explain is set (formatting costs more than deciding).
+func evaluate(sub Subject, act Action, st study, now time.Time, explain bool) (allow bool, reason, why string) {
 	if !st.exists {
 		return false, ReasonDenied, "no such study"
 	}
 	var whys []string
+	note := func(s string) {
+		if explain {
+			whys = append(whys, s)
+		}
+	}
 	if t := st.token; t != nil && sub.Account != "" {
 		if sub.Account == t.holder {
 			if slices.Contains(ownerActions, act) {
-				return true, ReasonOwner, "holder of " + t.tok.String()
+				if explain {
+					why = "holder of " + t.tok.String()
+				}
+				return true, ReasonOwner, why
 			}
-			whys = append(whys, "holder may not "+act.String())
+			note("holder may not " + act.String())
 		} else if g, ok := t.grants[sub.Account]; ok {
 			switch {
 			case !now.Before(g.expires):
-				whys = append(whys, "grant expired "+g.expires.UTC().Format(time.RFC3339))
+				if explain {
+					note("grant expired " + g.expires.UTC().Format(time.RFC3339))
+				}
 			case slices.Contains(grantActions(g.scope), act):
-				return true, ReasonGrant, fmt.Sprintf("grant scope %d from %s until %s", g.scope, t.holder, g.expires.UTC().Format(time.RFC3339))
+				if explain {
+					why = fmt.Sprintf("grant scope %d from %s until %s", g.scope, t.holder, g.expires.UTC().Format(time.RFC3339))
+				}
+				return true, ReasonGrant, why
 			default:
-				whys = append(whys, fmt.Sprintf("grant scope %d does not cover %s", g.scope, act))
+				if explain {
+					note(fmt.Sprintf("grant scope %d does not cover %s", g.scope, act))
+				}
 			}
 		} else {
-			whys = append(whys, "no grant from the current holder")
+			note("no grant from the current holder")
 		}
 	}
 	if sub.OrgID != "" && sub.OrgID == st.org {
 		for _, r := range sub.Roles {
 			if slices.Contains(staffActions[r], act) {
-				return true, "role:" + string(r), "staff of " + st.org
+				if explain {
+					why = "staff of " + st.org
+				}
+				return true, "role:" + string(r), why
 			}
 		}
-		whys = append(whys, "no role of "+st.org+" allows "+act.String())
+		note("no role of " + st.org + " allows " + act.String())
 	}
 	if act == BreakGlass {
 		switch {
 		case !sub.has(RoleClinician):
-			whys = append(whys, "break-glass is for clinicians")
+			note("break-glass is for clinicians")
 		case strings.TrimSpace(sub.Reason) == "":
-			whys = append(whys, "break-glass needs a reason")
+			note("break-glass needs a reason")
 		default:
 			return true, ReasonBreakGlass, "emergency: " + sub.Reason
 		}
+	}
+	if !explain {
+		return false, ReasonDenied, ""
 	}
 	if len(whys) == 0 {
 		whys = append(whys, "not the holder, no grant, not staff of the issuing organisation")
