@@ -216,3 +216,22 @@ func TestVOIWindow(t *testing.T) {
 		}
 	}
 }
+
+func TestCORS(t *testing.T) {
+	e := newEnv(t, Config{CORSOrigins: []string{"https://viewer.example"}}, mint.RejectDuplicates)
+	pre := do(t, "OPTIONS", e.url+"/studies", hdr("Origin", "https://viewer.example", "Access-Control-Request-Method", "GET",
+		"Access-Control-Request-Headers", "accept"), nil)
+	if pre.StatusCode != http.StatusNoContent || pre.Header.Get("Access-Control-Allow-Origin") != "https://viewer.example" {
+		t.Errorf("preflight: %d, Allow-Origin %q", pre.StatusCode, pre.Header.Get("Access-Control-Allow-Origin"))
+	}
+	r := do(t, "GET", e.url+"/studies", hdr("Origin", "https://viewer.example"), nil).mustStatus(t, 200)
+	if !strings.Contains(r.Header.Get("Access-Control-Expose-Headers"), "Warning") {
+		t.Errorf("Expose-Headers %q", r.Header.Get("Access-Control-Expose-Headers"))
+	}
+	r = do(t, "GET", e.url+"/studies", hdr("Origin", "https://evil.example"), nil).mustStatus(t, 200)
+	if r.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Error("another origin allowed")
+	}
+	// OPTIONS without a preflight is still the capabilities request.
+	do(t, "OPTIONS", e.url+"/", nil, nil).mustStatus(t, 200)
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/cors"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -73,6 +74,10 @@ type Config struct {
 	// /metadata bodies (default DefaultMetadataCacheBytes; negative: no
 	// cache). Entries are keyed by ETag, so they are never stale.
 	MetadataCacheBytes int64
+	// CORSOrigins lists the origins (e.g. "https://viewer.example") whose
+	// browser pages may call the DICOMweb services, as a viewer such as
+	// OHIF served from elsewhere does. Empty: no CORS headers.
+	CORSOrigins []string
 	// ReadTimeout, if set, bounds the reading of a whole request,
 	// including a streamed body.
 	ReadTimeout time.Duration
@@ -166,6 +171,15 @@ func New(cfg Config, deps Deps) *Server {
 	})
 	s.app.Use(recover.New())
 	s.app.Use(s.observe)
+	if len(cfg.CORSOrigins) > 0 {
+		s.app.Use(cors.New(cors.Config{
+			AllowOrigins:  strings.Join(cfg.CORSOrigins, ","),
+			AllowMethods:  "GET,HEAD,POST,DELETE,OPTIONS",
+			AllowHeaders:  "Accept,Content-Type,Authorization,Range,If-None-Match,If-Range," + RequestIDHeader + "," + AdminKeyHeader,
+			ExposeHeaders: "ETag,Warning,Content-Range,Content-Location,Accept-Ranges," + RequestIDHeader,
+			MaxAge:        3600,
+		}))
+	}
 	s.app.Get("/healthz", s.healthz)
 	s.app.Get("/readyz", s.readyz)
 	s.app.Get("/version", s.version)
