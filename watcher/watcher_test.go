@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -504,3 +505,82 @@ func indexOf(s []string, v string) int {
 	}
 	return -1
 }
+
+// countingHandler counts log records whose message contains a word.
+type countingHandler struct {
+	slog.Handler
+	mu   *sync.Mutex
+	seen map[string]int
+}
+
+func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h countingHandler) WithGroup(string) slog.Handler            { return h }
+
+func (h countingHandler) Handle(ctx context.Context, r slog.Record) error {
+	h.mu.Lock()
+	h.seen[r.Message]++
+	h.mu.Unlock()
+	return nil
+}
+
+// TestSmallPagesAndLag follows a burst with tiny pages and a one-slot
+// stream queue, so that catching up takes many pages and the stream
+// overflows into paging again; the result still equals a rebuild.
+func TestSmallPagesAndLag(t *testing.T) {
+	ctx := context.Background()
+	w := wt.New(t)
+	pool := dbtest.New(t)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	x, err := watcher.New(watcher.Config{Pool: pool, Network: w.Net, Registry: w.Registry.Address(), PageLimit: 3, QueueSize: 1,
+		MinBackoff: 10 * time.Millisecond, Log: slog.New(countingHandler{Handler: slog.DiscardHandler, mu: &mu, seen: seen})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := w.Account().Address()
+	var toks []contracts.Token
+	for i := range 4 {
+		toks = append(toks, w.Mint(holder, fmt.Sprintf("1.2.5.%d", i)))
+	}
+	stop := run(t, x) // starts behind: catches up three transactions a page
+	waitApplied(t, x, w.Net, w.Grant(toks[0], holder, holder2(w), contracts.ScopeQuery, time.Now().Add(time.Hour)).Hash)
+
+	// Hold the cursor row: the writer blocks, the stream overflows its
+	// queue while transactions keep coming.
+	lock, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.Exec(ctx, "SELECT 1 FROM watcher_cursor FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	grantee := w.Account().Address()
+	var final wallet.Result
+	for _, tok := range toks {
+		final = w.Grant(tok, holder, grantee, contracts.ScopeQuery, time.Now().Add(time.Hour))
+	}
+	if err := lock.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitApplied(t, x, w.Net, final.Hash)
+	stop()
+	mu.Lock()
+	lagged := seen["watcher: stream lagged; catching up by paging"]
+	mu.Unlock()
+	if lagged == 0 {
+		t.Errorf("the stream never lagged: %v", seen)
+	}
+
+	checkAgainstIndex(t, pool, replay(t, w), toks)
+	incremental := dump(t, pool)
+	other := dbtest.New(t)
+	if err := newWatcher(t, w, other, w.Net).Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := dump(t, other); got != incremental {
+		t.Errorf("rebuild differs:\n--- incremental\n%s--- rebuild\n%s", incremental, got)
+	}
+}
+
+func holder2(w *wt.World) string { return w.Account().Address() }
