@@ -5,7 +5,10 @@ import (
 	"image"
 	_ "image/jpeg"
 	_ "image/png"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -342,5 +345,42 @@ func TestMetadataNeverStale(t *testing.T) {
 	do(t, "DELETE", e.url+"/studies/"+a.study+"/series/"+a.series+"/instances/"+b.sop, hdr(AdminKeyHeader, "k"), nil).mustStatus(t, 200)
 	if n := count(); n != 1 {
 		t.Errorf("after a delete: %d instances", n)
+	}
+}
+
+// A blob altered at rest is never served as a complete response: the
+// decryption fails in mid-stream and the response is cut short.
+func TestTamperedBlobCutsResponse(t *testing.T) {
+	e := newEnv(t, Config{}, mint.RejectDuplicates)
+	id := newIDs("", "")
+	e.stow(t, "/studies", bigCT(t, id)).mustStatus(t, 200)
+	var blobKey string
+	if err := e.pool.QueryRow(t.Context(), `SELECT blob_key FROM instances WHERE sop_instance_uid = $1`, id.sop).Scan(&blobKey); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(e.blobDir, filepath.FromSlash(blobKey))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("blob at %s: %v", path, err)
+	}
+	b[len(b)/2] ^= 0xFF
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, accept := range []string{
+		`multipart/related; type="application/dicom"; transfer-syntax=*`,
+		`multipart/related; type="application/dicom"; transfer-syntax=` + dicom.ImplicitVRLittleEndian,
+	} {
+		req, _ := http.NewRequest("GET", e.url+"/studies/"+id.study, nil)
+		req.Header.Set("Accept", accept)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			continue // refused outright: fine
+		}
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			t.Errorf("%s: a tampered instance was served as a complete %d response", accept, resp.StatusCode)
+		}
 	}
 }
