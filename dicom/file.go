@@ -169,7 +169,7 @@ func (d *decoder) readMeta(meta *Dataset) error {
 // byte order from the tag group, explicit VR if a valid VR follows.
 // Group 0000 is only plausible in a file known to be DICOM (header seen).
 func (d *decoder) detect(known bool) (TransferSyntax, bool) {
-	b := d.peek(8)
+	b, eof := d.window()
 	if len(b) < 8 {
 		return TransferSyntax{}, false
 	}
@@ -183,8 +183,9 @@ func (d *decoder) detect(known bool) (TransferSyntax, bool) {
 			ts, _ := LookupTransferSyntax(ExplicitVRLittleEndian)
 			return ts, true
 		}
-		// Implicit: the 32-bit length must fit what is left.
-		if rem := d.remaining(); rem >= 0 && int64(le.Uint32(b[4:])) > rem-8 && le.Uint32(b[4:]) != undefinedLength {
+		// Implicit: the 32-bit length must fit what is left, as far as
+		// the window tells.
+		if n := le.Uint32(b[4:]); eof && n != undefinedLength && int64(n) > int64(len(b)-8) {
 			return TransferSyntax{}, false
 		}
 		ts, _ := LookupTransferSyntax(ImplicitVRLittleEndian)
@@ -194,6 +195,18 @@ func (d *decoder) detect(known bool) (TransferSyntax, bool) {
 		return ts, true
 	}
 	return TransferSyntax{}, false
+}
+
+// detectWindow is how much of the data set detection looks at: all of
+// it up to this size, in memory as from a stream (bufio's buffer), so the
+// two parsers always decide alike.
+const detectWindow = 64 << 10
+
+// window returns the start of the rest of the source, at most
+// detectWindow bytes, and whether that is all there is.
+func (d *decoder) window() ([]byte, bool) {
+	b := d.peek(detectWindow)
+	return b, len(b) < detectWindow
 }
 
 // NewFileMeta returns File Meta Information for an instance: version,

@@ -456,6 +456,15 @@ func (d *decoder) readSequence(e *Element, en dsEncoding, length int64, parent f
 		}
 		switch h.tag {
 		case TagSequenceDelimitationItem:
+			// A defined length sequence ends at its length; a delimiter
+			// before that would cut it short of what the length claims,
+			// a claim only the source's size (unknown to a stream) could
+			// check: malformed, or the stream and memory parsers would
+			// disagree. A delimiter counted in the length ends it exactly
+			// (some writers add one); that is harmless.
+			if end >= 0 && d.off != end {
+				return d.errAt(h.offset, h.tag, fmt.Errorf("%w: sequence delimiter inside a sequence of defined length", ErrMalformed))
+			}
 			return nil
 		case TagItem:
 		default:

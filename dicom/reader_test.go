@@ -94,6 +94,11 @@ func TestBadInput(t *testing.T) {
 		{name: "sequence never ends", in: part10(t, ExplicitVRLittleEndian, el(NewTag(0x0040, 0xA730), SQ, undefinedLength, nil), el(TagItem, 0, undefinedLength, nil)), want: ErrTruncated, offset: int64(hdr + 20)},
 		{name: "item overruns its sequence", in: part10(t, ExplicitVRLittleEndian, el(NewTag(0x0040, 0xA730), SQ, 8, nil), el(TagItem, 0, 12, el(name, PN, 4, []byte("Doe^")))), want: ErrValueTooLong, offset: int64(hdr + 12), tag: TagItem},
 		{name: "value overruns its item", in: part10(t, ExplicitVRLittleEndian, el(NewTag(0x0040, 0xA730), SQ, 20, nil), el(TagItem, 0, 12, el(name, PN, 8, []byte("Doe^John")))), want: ErrValueTooLong, offset: int64(hdr + 20), tag: name},
+		// A delimiter ends a defined length sequence short of its length:
+		// from memory (and a seekable stream) the length is past the end;
+		// a plain stream cannot know that and finds the delimiter.
+		{name: "delimiter in a sequence longer than the data", in: part10(t, ExplicitVRLittleEndian, el(NewTag(0x0040, 0xA730), SQ, 100, nil), el(TagSequenceDelimitationItem, 0, 0, nil)), want: ErrValueTooLong, offset: -1, wantStr: ErrMalformed},
+		{name: "delimiter inside a sequence of defined length", in: part10(t, ExplicitVRLittleEndian, el(NewTag(0x0040, 0xA730), SQ, 20, nil), el(TagSequenceDelimitationItem, 0, 0, nil), el(name, PN, 4, []byte("Doe^"))), want: ErrMalformed, offset: int64(hdr + 12), tag: TagSequenceDelimitationItem},
 		{name: "fragments never end", in: part10(t, JPEGBaseline8Bit, el(TagPixelData, OB, undefinedLength, nil), el(TagItem, 0, 0, nil), el(TagItem, 0, 4, []byte{1, 2, 3, 4})), want: ErrTruncated, offset: int64(jhdr + 12 + 8 + 12)},
 		{name: "fragment past end", in: part10(t, JPEGBaseline8Bit, el(TagPixelData, OB, undefinedLength, nil), el(TagItem, 0, 0, nil), el(TagItem, 0, 400, []byte{1, 2, 3, 4})), want: ErrValueTooLong, offset: int64(jhdr + 12 + 8), tag: TagItem},
 	}
@@ -374,5 +379,29 @@ func TestRecoverVR(t *testing.T) {
 				t.Errorf("the next element was mis-framed: %+v", f.Dataset.Elements)
 			}
 		})
+	}
+}
+
+// TestSequenceDelimiterCounted: a defined length sequence whose length
+// counts a trailing sequence delimiter ends there, from memory and from a
+// stream alike.
+func TestSequenceDelimiterCounted(t *testing.T) {
+	sq, name := NewTag(0x0040, 0xA730), NewTag(0x0010, 0x0010)
+	item := el(TagItem, 0, 12, el(name, PN, 4, []byte("Doe^")))
+	in := part10(t, ExplicitVRLittleEndian, el(sq, SQ, uint32(len(item)+8), nil), item, el(TagSequenceDelimitationItem, 0, 0, nil), el(NewTag(0x0040, 0xA731), LO, 2, []byte("ok")))
+	for how, parse := range map[string]func() (*File, error){
+		"ParseBytes": func() (*File, error) { return ParseBytes(in, ReadOptions{}) },
+		"Parse":      func() (*File, error) { return Parse(onlyReader{bytes.NewReader(in)}, ReadOptions{}) },
+	} {
+		f, err := parse()
+		if err != nil {
+			t.Fatalf("%s: %v", how, err)
+		}
+		if e := f.Dataset.Get(sq); e == nil || len(e.Items) != 1 || e.Items[0].String(name) != "Doe^" {
+			t.Errorf("%s: sequence %+v, want one item", how, e)
+		}
+		if f.Dataset.String(NewTag(0x0040, 0xA731)) != "ok" {
+			t.Errorf("%s: the element after the sequence was mis-framed", how)
+		}
 	}
 }
