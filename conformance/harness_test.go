@@ -148,6 +148,7 @@ type Server struct {
 	AETitle   string
 	DataDir   string
 	DBURL     string
+	Horizon   string // the embedded devnet's Horizon API
 	cmd       *exec.Cmd
 	log       *bytes.Buffer
 }
@@ -189,6 +190,7 @@ func startServer(t *testing.T, extraEnv ...string) *Server {
 		AETitle:   "MEDIMINT",
 		DataDir:   filepath.Join(dir, "data"),
 		DBURL:     dbURL,
+		Horizon:   fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
 		log:       new(bytes.Buffer),
 	}
 	cmd := exec.Command(medimintBin, "serve")
@@ -199,6 +201,7 @@ func startServer(t *testing.T, extraEnv ...string) *Server {
 		"DATABASE_URL="+dbURL,
 		"MEDIMINT_DATA_DIR="+s.DataDir,
 		"MEDIMINT_KEK_FILE="+filepath.Join(dir, "kek"),
+		"MEDIMINT_DEVNET_ADDR="+strings.TrimPrefix(s.Horizon, "http://"),
 		"MEDIMINT_LOG_LEVEL=info",
 	)
 	cmd.Env = append(cmd.Env, extraEnv...)

@@ -54,6 +54,8 @@ func startOrthanc(t *testing.T, mm *Server) *Orthanc {
 		"StorageCompression":         false,
 		"SaveJobs":                   false,
 		"DicomAssociationCloseDelay": 0,
+		// Bounds a stuck DICOMweb request (libcurl's timeout, seconds).
+		"HttpTimeout": 30,
 		"DicomModalities": map[string]any{
 			"medimint": []any{mm.AETitle, "127.0.0.1", mm.DIMSEPort},
 			"wire":     []any{"WIRE", "127.0.0.1", wirePort},
@@ -224,9 +226,11 @@ func TestOrthancSTOW(t *testing.T) {
 	s := startServer(t)
 	o := startOrthanc(t, s)
 	ids := o.upload(t, corpus.Instances)
+	var all []string
 	for _, st := range corpus.Studies() {
-		o.call(t, http.MethodPost, "/dicom-web/servers/medimint/stow", map[string]any{"Resources": []string{ids[st]}, "Synchronous": true}, nil)
+		all = append(all, ids[st])
 	}
+	o.call(t, http.MethodPost, "/dicom-web/servers/medimint/stow", map[string]any{"Resources": all, "Synchronous": true}, nil)
 	wadoCompareStudies(t, s.DICOMweb(), corpus.Studies(), fileDataset)
 }
 
