@@ -100,6 +100,9 @@ var (
 // the stored cursor.
 func (w *Watcher) Run(ctx context.Context) error {
 	if err := w.init(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	backoff := w.cfg.MinBackoff
