@@ -303,3 +303,62 @@ func TestRevocationLatency(t *testing.T) {
 	t.Logf("revocation latency: %v from the close time of ledger %d (%s, whole seconds on chain); %v after Submit returned",
 		denied.Sub(led.ClosedAt), tx.Ledger, led.ClosedAt.Format(time.RFC3339), denied.Sub(submitted))
 }
+
+// TestListenerLoss cuts the cache's notification connection and keeps it
+// from reconnecting: decisions fail closed ("unavailable") meanwhile, and
+// a revoke made while it was down is in force once it is back, though
+// its notification was never received.
+func TestListenerLoss(t *testing.T) {
+	ctx := context.Background()
+	w := wt.New(t)
+	pool := dbtest.New(t)
+	applied := follow(t, w, pool)
+	az, err := access.NewAuthorizer(ctx, access.Config{Pool: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer az.Close()
+	holder, doctor := w.Account().Address(), w.Account().Address()
+	tok := w.Mint(holder, "1.2.840.8.1")
+	applied(w.Grant(tok, holder, doctor, contracts.ScopeRetrieve, time.Now().Add(time.Hour)).Hash)
+	doc, res := access.Subject{Account: doctor}, access.Resource{Token: tok}
+	for !az.Decide(ctx, doc, access.Retrieve, res).Allow {
+		time.Sleep(time.Millisecond)
+	}
+
+	admin, err := pgx.Connect(ctx, dbtest.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	name := pool.Config().ConnConfig.Database
+	allow := func(on bool) {
+		if _, err := admin.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS %v", pgx.Identifier{name}.Sanitize(), on)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	allow(false)
+	defer allow(true)
+	var killed int
+	if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+WHERE datname = $1 AND query = 'LISTEN '||$2`, name, access.Channel).Scan(&killed); err != nil || killed != 1 {
+		t.Fatalf("terminated %d listeners: %v", killed, err)
+	}
+	for az.Ready() {
+		time.Sleep(time.Millisecond)
+	}
+	if d := az.Decide(ctx, doc, access.Retrieve, res); d.Allow || d.Reason != access.ReasonUnavailable {
+		t.Errorf("while out of sync: %+v", d)
+	}
+	applied(w.Revoke(tok, holder, doctor).Hash) // the watcher's pooled connections still work
+	allow(true)
+	for !az.Ready() {
+		time.Sleep(time.Millisecond)
+	}
+	if d := az.Decide(ctx, doc, access.Retrieve, res); d.Allow || d.Reason != access.ReasonDenied {
+		t.Errorf("after reconnecting: %+v, want the revoke in force", d)
+	}
+	if d := az.Decide(ctx, access.Subject{Account: holder}, access.Retrieve, res); !d.Allow {
+		t.Errorf("holder after reconnecting: %+v", d)
+	}
+}
