@@ -49,7 +49,7 @@ func TestTokenVerify(t *testing.T) {
 		{"expired", good, AudienceAPI, now.Add(11 * time.Minute), false},
 		{"within leeway", good, AudienceAPI, now.Add(10*time.Minute + 10*time.Second), true},
 		{"not yet valid", good, AudienceAPI, now.Add(-time.Hour), false},
-		{"alg none", b64.EncodeToString([]byte(`{"alg":"none","typ":"JWT","kid":"` + KeyID(key.Public().(ed25519.PublicKey)) + `"}`)) + "." + parts[1] + ".", AudienceAPI, now, false},
+		{"alg none", b64.EncodeToString([]byte(`{"alg":"none","typ":"JWT","kid":"`+KeyID(key.Public().(ed25519.PublicKey))+`"}`)) + "." + parts[1] + ".", AudienceAPI, now, false},
 		{"payload swapped", parts[0] + "." + b64.EncodeToString([]byte(`{"iss":"medimint","sub":"admin","aud":"medimint-api","exp":9999999999}`)) + "." + parts[2], AudienceAPI, now, false},
 		{"signature cut", parts[0] + "." + parts[1] + "." + parts[2][:10], AudienceAPI, now, false},
 		{"two parts", parts[0] + "." + parts[1], AudienceAPI, now, false},
