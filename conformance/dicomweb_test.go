@@ -4,6 +4,8 @@ package conformance
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +15,8 @@ import (
 	"net/textproto"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -294,4 +298,116 @@ func TestDICOMweb(t *testing.T) {
 			t.Errorf("frames/2 of %s differs from the file's second frame", in.Path)
 		}
 	})
+}
+
+// jstest is the gateway's dicomweb-client harness (gateway/jstest), reused.
+const jstest = "../gateway/jstest"
+
+// nodeModules installs the harness's npm dependencies (dicomweb-client,
+// xhr2) into the cache, once per lock file, and returns the directory for
+// NODE_PATH: the harness directory itself belongs to the gateway.
+func nodeModules(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatalf("node missing (apt-get install -y nodejs npm): %v", err)
+	}
+	lock, err := os.ReadFile(filepath.Join(jstest, "package-lock.json"))
+	if err != nil {
+		t.Fatalf("dicomweb-client harness: %v", err)
+	}
+	sum := sha256.Sum256(lock)
+	dir := filepath.Join(filepath.Dir(logsDir), "jstest-"+hex.EncodeToString(sum[:6]))
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "dicomweb-client")); err == nil {
+		return filepath.Join(dir, "node_modules")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"package.json", "package-lock.json"} {
+		b, err := os.ReadFile(filepath.Join(jstest, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("npm ci: %v\n%s", err, out)
+	}
+	return filepath.Join(dir, "node_modules")
+}
+
+// TestDicomwebClient drives Medimint with dicomweb-client, the library
+// OHIF uses: store, search, metadata, instance, frames, bulk data and
+// study retrieval, compared with the corpus bytes. Native pixel data is the
+// last element of these corpus files, so frames are cut from the file's end.
+func TestDicomwebClient(t *testing.T) {
+	track(t)
+	nodePath := nodeModules(t)
+	s := startServer(t)
+	cases := []struct {
+		name           string
+		prefix         string
+		frames, frameN int
+	}{
+		{"SingleFrameCR", "K/se1/", 1, 256 * 256},
+		{"MultiFrameUS", "G/se1/", 6, 64 * 64 * 3},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			track(t)
+			dir := t.TempDir()
+			type inst struct {
+				File      string   `json:"file"`
+				Series    string   `json:"series"`
+				SOP       string   `json:"sop"`
+				Frames    []string `json:"frames"`
+				PixelData string   `json:"pixelData"`
+			}
+			m := struct {
+				URL       string `json:"url"`
+				PatientID string `json:"patientID"`
+				Study     string `json:"study"`
+				Instances []inst `json:"instances"`
+			}{URL: s.DICOMweb()}
+			for _, in := range corpus.Instances {
+				if !strings.HasPrefix(in.Path, c.prefix) {
+					continue
+				}
+				m.PatientID, m.Study = in.PatientID, in.Study
+				b, err := os.ReadFile(in.File())
+				if err != nil {
+					t.Fatal(err)
+				}
+				pixels := b[len(b)-c.frames*c.frameN:]
+				it := inst{File: in.File(), Series: in.Series, SOP: in.SOP, PixelData: filepath.Join(dir, in.SOP+".pixels")}
+				if err := os.WriteFile(it.PixelData, pixels, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				for k := range c.frames {
+					f := filepath.Join(dir, fmt.Sprintf("%s.frame%d", in.SOP, k+1))
+					if err := os.WriteFile(f, pixels[k*c.frameN:(k+1)*c.frameN], 0o644); err != nil {
+						t.Fatal(err)
+					}
+					it.Frames = append(it.Frames, f)
+				}
+				m.Instances = append(m.Instances, it)
+			}
+			j, _ := json.Marshal(m)
+			manifest := filepath.Join(dir, "manifest.json")
+			if err := os.WriteFile(manifest, j, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command("node", filepath.Join(jstest, "dicomweb.test.cjs"), manifest)
+			cmd.Env = append(os.Environ(), "NODE_PATH="+nodePath)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("dicomweb-client: %v\n%s", err, out)
+			}
+			t.Logf("%s", bytes.TrimSpace(out))
+		})
+	}
 }
