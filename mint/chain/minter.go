@@ -29,8 +29,8 @@ type MinterConfig struct {
 	Pool       *pgxpool.Pool
 	Deployment *Deployment
 	Patients   *Patients
-	// BatchSize is how many jobs a worker claims at once (default 19, the
-	// most studies one transaction holds).
+	// BatchSize caps the jobs a worker claims at once (default 32); what
+	// one transaction holds is the real limit.
 	BatchSize int
 	// Workers run in parallel (default: one per channel account).
 	Workers int
@@ -58,6 +58,14 @@ type Minter struct {
 	// afterSubmit, if set (tests), runs after a transaction applied and
 	// before it is recorded: where a crash hurts most.
 	afterSubmit func()
+
+	mu sync.Mutex
+	// carry holds jobs claimed (and still leased) that did not fit in the
+	// last transaction, or wait for a patient account another worker is
+	// creating; the next pass takes them first.
+	carry []mint.Job
+	// creating: custodial accounts an in-flight transaction creates.
+	creating map[string]bool
 }
 
 // NewMinter returns a Minter.
@@ -66,7 +74,7 @@ func NewMinter(cfg MinterConfig) (*Minter, error) {
 		return nil, errors.New("chain: MinterConfig needs Pool, Deployment and Patients")
 	}
 	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 19
+		cfg.BatchSize = 32 // escrow mints: 3 operations each
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = max(1, len(cfg.Deployment.Sponsor.ChannelAddresses()))
@@ -83,7 +91,8 @@ func NewMinter(cfg MinterConfig) (*Minter, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Minter{cfg: cfg, d: cfg.Deployment, net: cfg.Deployment.Network, outbox: mint.NewOutbox(cfg.Pool), log: cfg.Logger}, nil
+	return &Minter{cfg: cfg, d: cfg.Deployment, net: cfg.Deployment.Network, outbox: mint.NewOutbox(cfg.Pool), log: cfg.Logger,
+		creating: map[string]bool{}}, nil
 }
 
 // Run mints with cfg.Workers workers until ctx ends.
@@ -110,28 +119,92 @@ func (m *Minter) Run(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+	if jobs := m.takeCarry(); len(jobs) > 0 {
+		m.release(ctx, jobs, errors.New("chain: minter stopped"))
+	}
 }
 
-// MintDue claims up to BatchSize due jobs and mints them, and returns how
-// many it claimed. Jobs that fail are released for a retry with backoff
+// MintDue claims due jobs, as many as one transaction can hold (counting
+// every new patient at its worst: an account to create), and mints them.
+// It returns how many jobs it finished or submitted; 0 means there was
+// nothing to do now. Jobs that fail are released for a retry with backoff
 // (mint.Backoff); the error is only for failures to reach the outbox.
 func (m *Minter) MintDue(ctx context.Context) (int, error) {
-	var jobs []mint.Job
-	for len(jobs) < m.cfg.BatchSize {
+	jobs := m.takeCarry()
+	est := newEstimate()
+	for _, j := range jobs {
+		est.add(j)
+	}
+	for len(jobs) < m.cfg.BatchSize && est.room() {
 		j, ok, err := m.outbox.Claim(ctx, mint.KindMint, m.cfg.Lease)
 		if err != nil {
 			m.release(ctx, jobs, err)
-			return len(jobs), err
+			return 0, err
 		}
 		if !ok {
 			break
 		}
+		if est.jobs[j.ID] {
+			continue // carried and claimed again after its lease lapsed
+		}
 		jobs = append(jobs, j)
+		est.add(j)
 	}
-	if len(jobs) > 0 {
-		m.mintJobs(ctx, jobs)
+	if len(jobs) == 0 {
+		return 0, nil
 	}
-	return len(jobs), nil
+	return m.mintJobs(ctx, jobs), nil
+}
+
+// estimate counts a transaction's operations while jobs are claimed,
+// before their patients are resolved: the first study of a patient as if
+// its account had to be created (8 operations), the others at 5.
+type estimate struct {
+	ops      int
+	patients map[string]bool
+	jobs     map[int64]bool
+}
+
+func newEstimate() *estimate {
+	return &estimate{ops: 2, patients: map[string]bool{}, jobs: map[int64]bool{}}
+}
+
+func (e *estimate) add(j mint.Job) {
+	e.jobs[j.ID] = true
+	var mj mint.MintJob
+	_ = json.Unmarshal(j.Payload, &mj) // a bad payload fails later, with its error kept
+	k := mj.PatientAccount
+	if k == "" {
+		k = patientKey(mj).OrgID + "/" + patientKey(mj).Ref
+	}
+	if e.patients[k] {
+		e.ops += 5
+		return
+	}
+	e.patients[k] = true
+	e.ops += 8
+}
+
+func (e *estimate) room() bool {
+	return e.ops+8 <= contracts.MaxOperations && len(e.patients) < contracts.MaxHoldersPerBatch
+}
+
+// takeCarry returns the jobs a previous pass claimed but left for the
+// next transaction.
+func (m *Minter) takeCarry() []mint.Job {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	jobs := m.carry
+	m.carry = nil
+	return jobs
+}
+
+func (m *Minter) carryOver(items []*item) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, it := range items {
+		m.carry = append(m.carry, it.job)
+	}
 }
 
 // item is one study on its way to the chain.
@@ -148,23 +221,61 @@ func (it *item) escrow() bool { return it.patient == nil }
 
 var errInFlight = errors.New("chain: an earlier mint transaction may still apply; waiting for its time bounds to pass")
 
-func (m *Minter) mintJobs(ctx context.Context, jobs []mint.Job) {
+// mintJobs mints one transaction's worth of jobs and carries the rest
+// over; it returns how many jobs it finished or submitted.
+func (m *Minter) mintJobs(ctx context.Context, jobs []mint.Job) int {
 	items := m.decode(ctx, jobs)
 	items = m.dropRecorded(ctx, items)
+	handled := len(jobs) - len(items)
 	if len(items) == 0 {
-		return
+		return handled
 	}
 	if err := m.resolveHolders(ctx, items); err != nil {
 		m.retry(ctx, items, err)
-		return
+		return handled
 	}
+	n := len(items)
 	items = m.resolveAttempts(ctx, items)
-	for _, g := range plan(items) {
-		if err := m.submit(ctx, g); err != nil {
-			m.log.WarnContext(ctx, "chain: mint failed; will retry", slog.Int("studies", len(g)), slog.Any("err", err))
-			m.retry(ctx, g, err)
+	handled += n - len(items)
+	// A patient whose account another worker is creating right now waits
+	// for that transaction: creating it twice would fail one of them.
+	m.mu.Lock()
+	var ready, wait []*item
+	for _, it := range items {
+		if it.newAccount && m.creating[it.holder] {
+			wait = append(wait, it)
+		} else {
+			ready = append(ready, it)
 		}
 	}
+	groups := plan(ready)
+	if len(groups) > 0 {
+		for _, it := range groups[0] {
+			if it.newAccount {
+				m.creating[it.holder] = true
+			}
+		}
+	}
+	m.mu.Unlock()
+	m.carryOver(wait)
+	if len(groups) == 0 {
+		return handled
+	}
+	for _, g := range groups[1:] {
+		m.carryOver(g)
+	}
+	g := groups[0]
+	err := m.submit(ctx, g)
+	m.mu.Lock()
+	for _, it := range g {
+		delete(m.creating, it.holder)
+	}
+	m.mu.Unlock()
+	if err != nil {
+		m.log.WarnContext(ctx, "chain: mint failed; will retry", slog.Int("studies", len(g)), slog.Any("err", err))
+		m.retry(ctx, g, err)
+	}
+	return handled + len(g)
 }
 
 // decode parses the jobs' payloads and keeps, of several completions of
