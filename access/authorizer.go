@@ -372,7 +372,7 @@ ON CONFLICT (issuer) DO UPDATE SET org_id = EXCLUDED.org_id`, issuer, org); err 
 func mustJSON(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
-		panic(err) // only called with maps of strings
+		panic(err) // only called with maps of strings and numbers
 	}
 	return string(b)
 }

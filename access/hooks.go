@@ -1,0 +1,44 @@
+package access
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/medimint/medimint/wallet"
+)
+
+// ChainAction is the audit entry for a transaction submitted on sub's
+// behalf (a grant, revoke, answer or transfer built by the gateway),
+// linked to the transaction and its explorer page. The watcher audits
+// the same transaction again when it sees it in a ledger.
+func ChainAction(sub Subject, action, resource, txHash string, net wallet.Network, submitErr error) Entry {
+	e := Entry{Category: CategoryGrant, Action: action, Outcome: OutcomeSuccess, Actor: sub.actor(), Roles: sub.roles(),
+		OrgID: sub.OrgID, Resource: resource, Reason: sub.Reason, TxHash: txHash}
+	if txHash != "" {
+		e.TxURL = net.TxURL(txHash)
+	}
+	if submitErr != nil {
+		e.Outcome = OutcomeFailure
+		e.Detail = mustJSON(map[string]string{"error": submitErr.Error()})
+	}
+	return e
+}
+
+// Served records that data was served after an allowed decision (what:
+// e.g. "instances", "frames", "metadata", "rendered"; count of objects).
+func (a *Authorizer) Served(ctx context.Context, sub Subject, res Resource, what string, count int) {
+	if a.cfg.Audit == nil {
+		return
+	}
+	resource := res.String()
+	a.mu.RLock()
+	if t := a.byHash[res.StudyHash]; res.StudyHash != "" && t != nil {
+		resource = t.tok.String()
+	}
+	a.mu.RUnlock()
+	e := Entry{Category: CategoryRetrieval, Action: what, Outcome: OutcomeSuccess, Actor: sub.actor(), Roles: sub.roles(),
+		OrgID: sub.OrgID, Resource: resource, Reason: sub.Reason, Detail: mustJSON(map[string]int{"count": count})}
+	if err := a.cfg.Audit.Log(ctx, e); err != nil {
+		a.log.ErrorContext(ctx, "access: retrieval not audited", slog.Any("err", err))
+	}
+}
