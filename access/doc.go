@@ -11,6 +11,21 @@
 // reloaded. QueryFilter turns the same rules into an SQL condition so
 // that QIDO-RS and C-FIND filter in the database.
 //
+// The rules (evaluate; TestMatrix is the table):
+//   - the current holder of the study's record token: query, retrieve,
+//     metadata, grant, revoke;
+//   - a grantee with an unexpired grant written by the current holder:
+//     query (scope bit 1), retrieve (bit 2), metadata (either);
+//   - staff of the issuing organisation (org_issuers, or studies.org_id
+//     for studies not minted yet): issuer_admin query, metadata, delete;
+//     clinician and technologist query, retrieve, metadata; auditor query
+//     and metadata only;
+//   - break-glass: any clinician with a reason; audited synchronously and
+//     a notification queued for the holder (access_notifications).
+//
+// Everything else is denied with the same Decision whether or not the
+// study exists, so a caller cannot probe for other patients' studies.
+//
 // The audit log (table audit_log, db/migrations/0201_access.sql) records
 // every decision, retrieval, grant change, admin action and chain event.
 // Rows are hash-chained: each stores sha256(prev_hash || CanonicalBytes).
