@@ -79,13 +79,23 @@ func (d *decoder) parseFile() (*File, error) {
 			detected = TransferSyntax{UID: uid, Name: uid, Implicit: detected.Implicit, Order: detected.Order, Encapsulated: true}
 		}
 		ts = detected
-	} else if !ts.Deflated && ts.Order == le {
-		// The meta can lie about implicit/explicit; the data tells.
-		if detected, ok := d.detect(true); ok && detected.Order == ts.Order && detected.Implicit != ts.Implicit {
-			if !ts.Implicit && !ts.Encapsulated {
-				ts, _ = LookupTransferSyntax(ImplicitVRLittleEndian)
-			} else if ts.Implicit {
+	} else if !ts.Deflated && ts.Order == le && (ts.Implicit || !ts.Encapsulated) {
+		// The meta can lie about implicit/explicit; the data tells, but
+		// only against a declared encoding the data contradicts, never
+		// against one it reads cleanly in (dcmtk always trusts the meta).
+		// Explicit data read as implicit has a first "length" of at least
+		// 64 KiB (the VR and the real length), past the window of any
+		// file of some size: there, a first value the window cannot hold
+		// counts as a contradiction too.
+		b, eof := d.window()
+		declared := trialRead(b, eof, encodingOf(ts))
+		other := trialRead(b, eof, dsEncoding{implicit: !ts.Implicit})
+		unconfirmed := ts.Implicit && declared.elements == 0
+		if other.ok && other.elements > 0 && (!declared.ok || unconfirmed) {
+			if ts.Implicit {
 				ts, _ = LookupTransferSyntax(ExplicitVRLittleEndian)
+			} else {
+				ts, _ = LookupTransferSyntax(ImplicitVRLittleEndian)
 			}
 		}
 	}
@@ -164,27 +174,66 @@ func (d *decoder) readMeta(meta *Dataset) error {
 	}
 }
 
-// detect guesses the encoding of the data set at the current offset from
-// its first element, as dcmtk does for files without (usable) meta: the
-// byte order from the tag group, explicit VR if a valid VR follows.
-// Group 0000 is only plausible in a file known to be DICOM (header seen).
+// detectWindow is how much of the data set detection looks at: all of
+// it up to this size, in memory as from a stream (bufio's buffer), so the
+// two parsers always decide alike.
+const detectWindow = 64 << 10
+
+// trialElements bounds how many elements a trial reading checks.
+const trialElements = 32
+
+// detectEncodings are the data set encodings detection tries, in order:
+// Explicit VR Little Endian first, the encoding of every encapsulated
+// transfer syntax (PS3.5 A.4) and the one File.Write uses for a transfer
+// syntax it does not know, so that what we write is read back as written.
+var detectEncodings = [...]struct {
+	en  dsEncoding
+	uid string
+}{
+	{dsEncoding{}, ExplicitVRLittleEndian},
+	{dsEncoding{implicit: true}, ImplicitVRLittleEndian},
+	{dsEncoding{big: true}, ExplicitVRBigEndian},
+}
+
+// window returns the start of the rest of the source, at most
+// detectWindow bytes, and whether that is all there is.
+func (d *decoder) window() ([]byte, bool) {
+	b := d.peek(detectWindow)
+	return b, len(b) < detectWindow
+}
+
+// detect guesses the encoding of the data set at the current offset, for
+// a file whose meta does not name a transfer syntax we know: the first
+// encoding in which the data set reads without contradiction (see
+// trialRead). For bare input (no preamble or meta: known is false), the
+// first tag's group must also be a plausible one, or it is not DICOM.
+// If no encoding reads cleanly, the first element alone decides, as dcmtk
+// does: the byte order from the tag group, explicit VR if a valid VR
+// follows; the parse then recovers what it can.
 func (d *decoder) detect(known bool) (TransferSyntax, bool) {
 	b, eof := d.window()
 	if len(b) < 8 {
 		return TransferSyntax{}, false
 	}
+	// Group 0000 is only plausible in a file known to be DICOM.
+	plausible := func(g uint16) bool { return (g != 0 || known) && g <= 0x0FFF || g == 0xFFFE }
+	for _, c := range detectEncodings {
+		if (known || plausible(c.en.tag(b).Group())) && trialRead(b, eof, c.en).ok {
+			ts, _ := LookupTransferSyntax(c.uid)
+			return ts, true
+		}
+	}
 	gLE := uint16(b[0]) | uint16(b[1])<<8
 	gBE := uint16(b[0])<<8 | uint16(b[1])
 	explicit := VR(uint16(b[4])<<8 | uint16(b[5])).Valid()
-	plausible := func(g uint16) bool { return (g != 0 || known) && g <= 0x0FFF || g == 0xFFFE }
 	switch {
 	case plausible(gLE) && (gLE <= gBE || !plausible(gBE)):
 		if explicit {
 			ts, _ := LookupTransferSyntax(ExplicitVRLittleEndian)
 			return ts, true
 		}
-		// Implicit: the 32-bit length must fit what is left, as far as
-		// the window tells.
+		// Implicit: the 32-bit length must fit what is left (as far as
+		// the window tells).
 		if n := le.Uint32(b[4:]); eof && n != undefinedLength && int64(n) > int64(len(b)-8) {
 			return TransferSyntax{}, false
 		}
@@ -197,16 +246,65 @@ func (d *decoder) detect(known bool) (TransferSyntax, bool) {
 	return TransferSyntax{}, false
 }
 
-// detectWindow is how much of the data set detection looks at: all of
-// it up to this size, in memory as from a stream (bufio's buffer), so the
-// two parsers always decide alike.
-const detectWindow = 64 << 10
+// trial is the outcome of trialRead.
+type trial struct {
+	ok       bool // no contradiction
+	elements int  // elements read: whole, or up to an undefined length
+}
 
-// window returns the start of the rest of the source, at most
-// detectWindow bytes, and whether that is all there is.
-func (d *decoder) window() ([]byte, bool) {
-	b := d.peek(detectWindow)
-	return b, len(b) < detectWindow
+// trialRead reads the top-level element headers at the start of b (all
+// that is left of the source if eof) in encoding en, skipping values,
+// for up to trialElements elements, and reports whether they read without
+// a contradiction: an explicit VR that is not a VR, tags that do not
+// ascend, an item at the top level, a value or header that runs past the
+// end of the source. It stops at the first undefined length (a sequence
+// it would have to parse) and where the window ends. A data set our
+// writer wrote always reads cleanly in its own encoding.
+func trialRead(b []byte, eof bool, en dsEncoding) trial {
+	var t trial
+	var prev Tag
+	for off := 0; t.elements < trialElements && off < len(b); t.elements++ {
+		rest := b[off:]
+		if len(rest) < 8 {
+			t.ok = !eof
+			return t
+		}
+		tag := en.tag(rest)
+		if tag == TagItem || t.elements > 0 && tag <= prev {
+			return t
+		}
+		prev = tag
+		hdr, length := 8, uint32(0)
+		switch {
+		case en.implicit || tag.Group() == 0xFFFE:
+			length = en.u32(rest[4:])
+		default:
+			vr := VR(rest[4])<<8 | VR(rest[5])
+			switch {
+			case !vr.Valid():
+				return t
+			case vr.LongLength():
+				if len(rest) < 12 {
+					t.ok = !eof
+					return t
+				}
+				hdr, length = 12, en.u32(rest[8:])
+			default:
+				length = uint32(en.u16(rest[6:]))
+			}
+		}
+		if length == undefinedLength {
+			t.elements++
+			break
+		}
+		if int64(length) > int64(len(rest)-hdr) {
+			t.ok = !eof
+			return t
+		}
+		off += hdr + int(length)
+	}
+	t.ok = true
+	return t
 }
 
 // NewFileMeta returns File Meta Information for an instance: version,

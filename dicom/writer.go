@@ -62,11 +62,26 @@ func WriteDataset(w io.Writer, ds *Dataset, ts TransferSyntax, opts WriteOptions
 // "DICM", the File Meta Information in Explicit VR Little Endian with its
 // group length recomputed and Transfer Syntax UID set from
 // f.TransferSyntax (missing required elements are filled in), then the
-// data set in f.TransferSyntax (Explicit VR Little Endian if unset).
+// data set in f.TransferSyntax: in Explicit VR Little Endian if it is
+// unset, or if it is a transfer syntax we do not know (see below).
 func (f *File) Write(w io.Writer, opts WriteOptions) error {
 	ts := f.TransferSyntax
-	if ts.UID == "" {
+	if _, known := LookupTransferSyntax(ts.UID); !known {
+		// A reader cannot learn the data set's encoding from a UID it
+		// does not know; it has to guess from the data, and a guess can
+		// go wrong whatever order the elements come in (a group 0000 or
+		// 0909 tag reads the same in both byte orders). Every
+		// encapsulated transfer syntax, which is what the reader takes an
+		// unknown one to be, encodes the data set in Explicit VR Little
+		// Endian (PS3.5 A.4), and that is the encoding the reader tries
+		// first and keeps whenever the data reads cleanly in it, which
+		// what we write always does. Values are held little endian, so
+		// nothing is lost.
+		uid := ts.UID
 		ts, _ = LookupTransferSyntax(ExplicitVRLittleEndian)
+		if uid != "" {
+			ts = TransferSyntax{UID: uid, Name: uid, Order: le, Encapsulated: true}
+		}
 	}
 	if ts.Order == nil {
 		ts.Order = le
