@@ -149,14 +149,12 @@ func explicitVR(vr VR, n int64) VR {
 	return vr
 }
 
-func (c *encoder) headerLen(vr VR, n int64) int64 {
-	if c.en.implicit || explicitVR(vr, n).LongLength() {
-		if c.en.implicit {
-			return 8
-		}
-		return 12
+// headerLen is the length of the header c.header writes.
+func (c *encoder) headerLen(t Tag, vr VR, n int64) int64 {
+	if c.en.implicit || t.Group() == 0xFFFE || !explicitVR(vr, n).LongLength() {
+		return 8
 	}
-	return 8
+	return 12
 }
 
 // valueLen returns the encoded length of e's value (padded), or -1 for
@@ -192,7 +190,7 @@ func pad(n int64) int64 { return n + n&1 }
 
 func (c *encoder) elementLen(e *Element) int64 {
 	n, content := c.valueLen(e)
-	return c.headerLen(vrOf(e), n) + content
+	return c.headerLen(e.Tag, vrOf(e), n) + content
 }
 
 func (c *encoder) datasetLen(ds *Dataset) int64 {
