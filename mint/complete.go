@@ -119,10 +119,13 @@ func (p *Pipeline) studyRefSalt(ctx context.Context) ([]byte, error) {
 	}
 	var b [32]byte
 	rand.Read(b[:])
+	// Insert a candidate, then read whichever won: in a new statement, so
+	// that a concurrent first caller's commit is visible.
 	var s string
-	err := p.cfg.Pool.QueryRow(ctx, `
-WITH ins AS (INSERT INTO app_meta (key, value) VALUES ('study_ref_salt', $1) ON CONFLICT (key) DO NOTHING RETURNING value)
-SELECT value FROM ins UNION ALL SELECT value FROM app_meta WHERE key = 'study_ref_salt' LIMIT 1`, hex.EncodeToString(b[:])).Scan(&s)
+	_, err := p.cfg.Pool.Exec(ctx, `INSERT INTO app_meta (key, value) VALUES ('study_ref_salt', $1) ON CONFLICT (key) DO NOTHING`, hex.EncodeToString(b[:]))
+	if err == nil {
+		err = p.cfg.Pool.QueryRow(ctx, `SELECT value FROM app_meta WHERE key = 'study_ref_salt'`).Scan(&s)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("mint: study ref salt: %w", err)
 	}

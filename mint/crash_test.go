@@ -47,6 +47,9 @@ func startBinary(t *testing.T, bin string, env []string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// A server that neither listens nor exits is killed, which ends the scan.
+	timer := time.AfterFunc(time.Minute, func() { cmd.Process.Kill() })
+	defer timer.Stop()
 	lines := bufio.NewScanner(stderr)
 	var log strings.Builder
 	for lines.Scan() {
@@ -138,7 +141,9 @@ func TestCrashSafety(t *testing.T) {
 				killed = true
 			}
 			var st dimse.Status
-			st, err = c.Store(ctx, in.sopClass, in.sop, dicom.ExplicitVRLittleEndian, bytes.NewReader(in.data))
+			sctx, cancel := context.WithTimeout(ctx, time.Minute) // a wedged server fails the test, not hangs it
+			st, err = c.Store(sctx, in.sopClass, in.sop, dicom.ExplicitVRLittleEndian, bytes.NewReader(in.data))
+			cancel()
 			if err != nil {
 				interrupted++
 				break

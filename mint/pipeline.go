@@ -295,7 +295,7 @@ func (p *Pipeline) ingest(ctx context.Context, src Source, hdr *dicom.Dataset, t
 	// From here on a failure must not leave the blob behind.
 	committed := false
 	defer func() {
-		if !committed {
+		if !committed && w.waitPut() == nil {
 			p.deleteBlob(ctx, key)
 		}
 	}()
@@ -312,7 +312,7 @@ func (p *Pipeline) ingest(ctx context.Context, src Source, hdr *dicom.Dataset, t
 
 	var old index.InstanceRef
 	for attempt := 0; ; attempt++ {
-		old, st.Outcome, err = p.commit(ctx, rec, w.ptSum)
+		old, st.Outcome, err = p.commit(ctx, rec, w)
 		// A concurrent store of the same SOP instance can slip past the
 		// duplicate check; the unique index stops it, and a second round
 		// applies the policy against the winner.
@@ -337,7 +337,8 @@ func (p *Pipeline) ingest(ctx context.Context, src Source, hdr *dicom.Dataset, t
 
 // commit writes the index rows and the outbox row in one transaction,
 // applying the duplicate policy.
-func (p *Pipeline) commit(ctx context.Context, rec *index.Record, ptSum []byte) (old index.InstanceRef, out Outcome, err error) {
+func (p *Pipeline) commit(ctx context.Context, rec *index.Record, w *written) (old index.InstanceRef, out Outcome, err error) {
+	ptSum := w.ptSum
 	sop := rec.Dataset.String(dicom.TagSOPInstanceUID)
 	err = pgx.BeginFunc(ctx, p.cfg.Pool, func(tx pgx.Tx) error {
 		prev, err := index.Lookup(ctx, tx, sop, true)
@@ -360,7 +361,15 @@ func (p *Pipeline) commit(ctx context.Context, rec *index.Record, ptSum []byte) 
 		if err := p.ix.Insert(ctx, tx, rec); err != nil {
 			return err
 		}
-		return p.outbox.touch(ctx, tx, rec.Dataset.String(dicom.TagStudyInstanceUID), p.cfg.StableAge)
+		if err := p.outbox.touch(ctx, tx, rec.Dataset.String(dicom.TagStudyInstanceUID), p.cfg.StableAge); err != nil {
+			return err
+		}
+		// Commit only once the blob is durable: a committed row always
+		// has its blob.
+		if err := w.waitPut(); err != nil {
+			return fmt.Errorf("mint: store blob: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
 		switch {
@@ -388,33 +397,63 @@ func (p *Pipeline) deleteBlob(ctx context.Context, key string) {
 }
 
 // written is the outcome of streaming an instance into the blob store.
+// The blob's Put may still be making it durable (fsync, rename); waitPut
+// says when it is, so that index work overlaps the fsync.
 type written struct {
 	file         *dicom.File // full parse, bulk data not loaded
 	size, ctSize int64
 	ptSum, ctSum []byte
+
+	put     <-chan error
+	putDone bool
+	putErr  error
 }
+
+// waitPut waits for the blob's Put and returns its error.
+func (w *written) waitPut() error {
+	if !w.putDone {
+		w.putErr, w.putDone = <-w.put, true
+	}
+	return w.putErr
+}
+
+// eofReader closes done once its reader is exhausted (or when the
+// consumer gives up), so the ciphertext hash is known complete.
+type eofReader struct {
+	r    io.Reader
+	done chan struct{}
+	once sync.Once
+}
+
+func (e *eofReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil {
+		e.signal()
+	}
+	return n, err
+}
+
+func (e *eofReader) signal() { e.once.Do(func() { close(e.done) }) }
 
 // write streams plain through encryption into the blob store under key,
 // hashing plaintext and ciphertext, while a second parser reads the same
-// plaintext for the full data set and its bulk data offsets.
-func (p *Pipeline) write(ctx context.Context, key string, dek []byte, plain io.Reader) (written, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
+// plaintext for the full data set and its bulk data offsets. It returns
+// once the ciphertext is handed over whole; the Put's durability is
+// awaited with waitPut. On error nothing is left stored.
+func (p *Pipeline) write(ctx context.Context, key string, dek []byte, plain io.Reader) (*written, error) {
 	ctHash := sha256.New()
 	pr, pw := io.Pipe()
-	type putResult struct {
-		n   int64
-		err error
-	}
-	putDone := make(chan putResult, 1)
+	ctr := &eofReader{r: io.TeeReader(pr, ctHash), done: make(chan struct{})}
+	putDone := make(chan error, 1)
 	go func() {
-		n, err := p.cfg.Blobs.Put(ctx, key, io.TeeReader(pr, ctHash))
-		if err == nil {
-			err = io.ErrClosedPipe // Put returned: nothing more may be written
+		_, err := p.cfg.Blobs.Put(ctx, key, ctr)
+		ctr.signal()
+		if err != nil {
+			pr.CloseWithError(err) // fail the writer at once
+		} else {
+			pr.CloseWithError(io.ErrClosedPipe) // Put returned: nothing more may be written
 		}
-		pr.CloseWithError(err)
-		putDone <- putResult{n, err}
+		putDone <- err
 	}()
 
 	qr, qw := io.Pipe()
@@ -434,13 +473,14 @@ func (p *Pipeline) write(ctx context.Context, key string, dek []byte, plain io.R
 		parseDone <- parseResult{f, err}
 	}()
 
+	w := &written{put: putDone}
 	enc, err := envelope.NewWriter(pw, dek, []byte(key))
 	if err != nil {
 		pw.CloseWithError(err)
 		qw.CloseWithError(err)
-		<-putDone
+		w.waitPut()
 		<-parseDone
-		return written{}, fmt.Errorf("mint: encrypt: %w", err)
+		return nil, fmt.Errorf("mint: encrypt: %w", err)
 	}
 	ptHash := sha256.New()
 	buf := make([]byte, 256<<10)
@@ -449,38 +489,31 @@ func (p *Pipeline) write(ctx context.Context, key string, dek []byte, plain io.R
 		copyErr = enc.Close()
 	}
 	qw.CloseWithError(copyErr)
-	var put putResult
-	if copyErr != nil {
-		pw.CloseWithError(copyErr)
-		put = <-putDone
-	} else {
-		pw.Close()
-		put = <-putDone
-	}
+	pw.CloseWithError(copyErr) // nil: EOF, the Put completes
 	parsed := <-parseDone
-	if errors.Is(put.err, io.ErrClosedPipe) {
-		put.err = nil
-	}
+	<-ctr.done
 
 	var failed error
 	var srcErr *sourceError
 	switch {
 	case errors.As(copyErr, &srcErr):
 		failed = fmt.Errorf("mint: read instance: %w", srcErr.err)
-	case put.err != nil:
-		failed = fmt.Errorf("mint: store blob: %w", put.err)
+	case copyErr != nil && w.waitPut() != nil:
+		failed = fmt.Errorf("mint: store blob: %w", w.putErr)
 	case parsed.err != nil:
 		failed = fmt.Errorf("%w: %w", ErrNotDICOM, parsed.err)
 	case copyErr != nil:
 		failed = fmt.Errorf("mint: encrypt: %w", copyErr)
 	}
 	if failed != nil {
-		if put.err == nil {
+		if w.waitPut() == nil {
 			p.deleteBlob(ctx, key) // Put may have completed before the failure surfaced
 		}
-		return written{}, failed
+		return nil, failed
 	}
-	return written{file: parsed.f, size: n, ctSize: put.n, ptSum: ptHash.Sum(nil), ctSum: ctHash.Sum(nil)}, nil
+	w.file, w.size, w.ptSum, w.ctSum = parsed.f, n, ptHash.Sum(nil), ctHash.Sum(nil)
+	w.ctSize = envelope.CiphertextSize(n)
+	return w, nil
 }
 
 // readerOnly hides WriterTo, so that CopyBuffer uses our buffer, and
