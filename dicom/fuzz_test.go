@@ -77,7 +77,8 @@ func asWritten(ds *Dataset) *Dataset {
 			}
 			e.Items = items
 		} else if e.Tag.Group() != 0xFFFE && !e.VR.LongLength() && len(e.Value) > 0xFFFF {
-			e.VR = UN
+			// Padded by the VR it had, as the writer pads it.
+			e.Value, e.VR = padded(e.Value, e.VR.PaddingByte()), UN
 		}
 	}
 	return c

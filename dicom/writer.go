@@ -298,19 +298,26 @@ func (c *encoder) element(e *Element) error {
 		return nil
 	}
 	c.header(e.Tag, vr, n)
+	// The value is swapped (big endian) by the VR the header gives it: a
+	// value written as UN is bytes, which the reader leaves as they are.
+	pad := vr.PaddingByte()
+	if !c.en.implicit {
+		vr = explicitVR(vr, n)
+	}
 	if e.Value == nil && e.Bulk != nil {
 		if err := c.bulk(e, vr, e.Bulk.Length); err != nil {
 			return err
 		}
 		if e.Bulk.Length%2 == 1 {
-			c.w.WriteByte(vr.PaddingByte())
+			c.w.WriteByte(pad)
 		}
 		return nil
 	}
 	if len(e.Value)%2 == 1 {
 		// Pad before any byte swapping, so the value read back is the
-		// padded little endian value whatever the byte order.
-		c.value(append(append(make([]byte, 0, len(e.Value)+1), e.Value...), vr.PaddingByte()), vr)
+		// padded little endian value whatever the byte order; text
+		// written as UN stays text.
+		c.value(append(append(make([]byte, 0, len(e.Value)+1), e.Value...), pad), vr)
 		return nil
 	}
 	c.value(e.Value, vr)

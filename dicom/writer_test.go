@@ -47,3 +47,46 @@ func TestWriteDefinedLengths(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteTooLongForVR: a value too long for its VR's 16-bit length is
+// written as UN (PS3.5 6.2.2): unswapped in big endian, as the reader
+// reads UN, and padded as its own VR pads.
+func TestWriteTooLongForVR(t *testing.T) {
+	us := make([]byte, 0x10002)
+	for i := range us {
+		us[i] = byte(i * 7)
+	}
+	text := bytes.Repeat([]byte("y"), 0x10001)
+	tests := []struct {
+		name string
+		e    Element
+		want []byte
+	}{
+		{"US", Element{Tag: NewTag(0x0028, 0x1101), VR: US, Value: us}, us},
+		{"odd LO", Element{Tag: NewTag(0x0009, 0x1001), VR: LO, Value: text}, append(bytes.Clone(text), ' ')},
+	}
+	for _, tt := range tests {
+		for _, uid := range []string{ExplicitVRLittleEndian, ExplicitVRBigEndian} {
+			t.Run(tt.name+"/"+uid, func(t *testing.T) {
+				ts, _ := LookupTransferSyntax(uid)
+				f := &File{TransferSyntax: ts}
+				f.Dataset.Set(tt.e)
+				var buf bytes.Buffer
+				if err := f.Write(&buf, WriteOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				g, err := ParseBytes(buf.Bytes(), ReadOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				e := g.Dataset.Get(tt.e.Tag)
+				if e == nil {
+					t.Fatal("element lost")
+				}
+				if e.VR != UN || !bytes.Equal(e.Value, tt.want) {
+					t.Errorf("read back %s of %d bytes (% X...), want UN % X...", e.VR, len(e.Value), clip(e.Value)[:8], tt.want[:8])
+				}
+			})
+		}
+	}
+}
