@@ -77,6 +77,9 @@ func startOrthanc(t *testing.T, mm *Server) *Orthanc {
 	}
 	var log bytes.Buffer
 	cmd := exec.Command("Orthanc", cfgFile)
+	// Orthanc's DICOM server is dcmtk's: without TCP_NODELAY=1 its
+	// responses wait on Nagle.
+	cmd.Env = append(os.Environ(), "TCP_NODELAY=1")
 	cmd.Stdout, cmd.Stderr = &syncWriter{buf: &log}, &syncWriter{buf: &log}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -196,6 +196,13 @@ func writeMarkdown(w io.Writer, t table, gobench []string, peers, chart string) 
 	}
 	fmt.Fprintf(w, "# System benchmark, %s\n\n", time.Now().UTC().Format("2006-01-02"))
 	fmt.Fprintf(w, "Machine: %s.  \n", machine())
+	if load := t["loadavg_1m"]["machine"]; len(load) > 0 {
+		var ls []string
+		for _, l := range load {
+			ls = append(ls, num(l))
+		}
+		fmt.Fprintf(w, "Load average (1 min) as each system started, shared machine: %s.  \n", strings.Join(ls, ", "))
+	}
 	if peers != "" {
 		fmt.Fprintf(w, "Peers: %s.  \n", peers)
 	}
