@@ -34,6 +34,13 @@ type Query struct {
 	FuzzyMatching bool
 	// Limit caps the results (0: the index's MaxResults); Offset skips.
 	Limit, Offset int
+	// StudyFilter, if set, restricts the matches to studies (or patients,
+	// series and instances of studies) for which the condition it returns
+	// holds: an SQL condition on the studies table under the alias it is
+	// given, with placeholders from $next on and their arguments. Access
+	// control (access.Filter.SQL) uses it so that QIDO-RS and C-FIND
+	// filter in the database.
+	StudyFilter func(studies string, next int) (cond string, args []any)
 }
 
 // Result is the answer to a Query.
@@ -204,6 +211,15 @@ func (ix *Index) Find(ctx context.Context, q Query) (Result, error) {
 			continue
 		}
 		where = append(where, existsClause(q.Level, lv, strings.Join(cs, " AND ")))
+	}
+	if q.StudyFilter != nil {
+		cond, args := q.StudyFilter("s", len(b.args)+1)
+		b.args = append(b.args, args...)
+		if q.Level == Patient {
+			// A patient is found through the studies the filter lets through.
+			cond = existsClause(Patient, Study, cond)
+		}
+		where = append(where, cond)
 	}
 	if len(where) > 0 {
 		sql.WriteString(" WHERE ")

@@ -556,3 +556,40 @@ func TestInstancesAndFrames(t *testing.T) {
 		t.Errorf("bulk of a non-bulk path: %v", err)
 	}
 }
+
+// StudyFilter restricts every level to the studies its condition lets
+// through, with placeholders numbered after the query's own.
+func TestFindStudyFilter(t *testing.T) {
+	ix := newFixture(t)
+	ctx := context.Background()
+	only := func(uids ...string) func(string, int) (string, []any) {
+		return func(s string, next int) (string, []any) {
+			return fmt.Sprintf("%s.study_instance_uid = ANY($%d)", s, next), []any{uids}
+		}
+	}
+	none := func(string, int) (string, []any) { return "false", nil }
+	tests := []struct {
+		name string
+		q    Query
+		key  dicom.Tag
+		want []string
+	}{
+		{"studies", Query{Level: Study, StudyFilter: only("1.1", "1.3")}, tag.StudyInstanceUID, []string{"1.1", "1.3"}},
+		{"studies and a filter", Query{Level: Study, Filters: map[dicom.Tag][]string{tag.PatientName: {"DOE*"}}, StudyFilter: only("1.1", "1.3")}, tag.StudyInstanceUID, []string{"1.1"}},
+		{"nothing", Query{Level: Study, StudyFilter: none}, tag.StudyInstanceUID, nil},
+		{"patients", Query{Level: Patient, StudyFilter: only("1.2")}, tag.PatientID, []string{"P2"}},
+		{"series", Query{Level: Series, Filters: map[dicom.Tag][]string{tag.Modality: {"CT"}}, StudyFilter: only("1.3")}, tag.SeriesInstanceUID, []string{"1.3.1"}},
+		{"instances", Query{Level: Instance, StudyFilter: only("1.1")}, tag.SOPInstanceUID, []string{"1.1.1.1", "1.1.1.2", "1.1.2.1"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := ix.Find(ctx, tc.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := uids(res, tc.key); !slices.Equal(got, tc.want) {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
