@@ -62,6 +62,23 @@ type Config struct {
 
 	DICOMwebBase string     // MEDIMINT_DICOMWEB_BASE: path prefix of the DICOMweb routes
 	LogLevel     slog.Level // MEDIMINT_LOG_LEVEL
+
+	// AdminKey (MEDIMINT_ADMIN_KEY) lets operators DELETE from the index
+	// with the X-Admin-Key header; empty disables that.
+	AdminKey string
+	// PublicURL (MEDIMINT_PUBLIC_URL) is the server's URL as clients see
+	// it: DICOMweb URLs in responses, the SEP-10 web auth domain, and
+	// Secure cookies when it is https. Empty: built from each request.
+	PublicURL string
+	// OrgID (MEDIMINT_ORG_ID) is the organisation this server issues for:
+	// set up at start, and the organisation of callers without a mapping.
+	OrgID string
+	// CORSOrigins (MEDIMINT_CORS_ORIGINS) may call DICOMweb and the API
+	// from browser pages served elsewhere (a viewer such as OHIF).
+	CORSOrigins []string
+	// AEAllowlist (MEDIMINT_AE_ALLOWLIST) maps calling AE titles to
+	// organisations; empty accepts every caller as OrgID.
+	AEAllowlist map[string]string
 }
 
 // S3 configures the s3 blob store.
@@ -104,6 +121,11 @@ var Vars = []Var{
 	{"MEDIMINT_HOME_DOMAIN", "localhost", "the organisation's home domain: its issuer's home_domain and registry listing (1-32 bytes)"},
 	{"MEDIMINT_DICOMWEB_BASE", "/dicom-web", "path prefix of the DICOMweb routes"},
 	{"MEDIMINT_LOG_LEVEL", "info", "log level: debug, info, warn or error"},
+	{"MEDIMINT_ORG_ID", "org1", "the organisation this server issues for; callers without an AE mapping belong to it"},
+	{"MEDIMINT_AE_ALLOWLIST", "", "calling AE titles allowed over DIMSE, as AE=org pairs separated by commas (AE alone: MEDIMINT_ORG_ID); empty: any caller, as MEDIMINT_ORG_ID"},
+	{"MEDIMINT_PUBLIC_URL", "", "the server's URL as clients see it (https://… behind a proxy): URLs in responses, SEP-10 domain, Secure cookies; empty: from each request"},
+	{"MEDIMINT_CORS_ORIGINS", "", "comma-separated origins (scheme://host[:port]) whose pages may call DICOMweb and the API, e.g. an OHIF viewer"},
+	{"MEDIMINT_ADMIN_KEY", "", "operator key for DICOMweb DELETE (X-Admin-Key header); empty: DELETE only by the issuing organisation's issuer_admin"},
 }
 
 // FromEnv reads the configuration from the process environment.
@@ -153,6 +175,9 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		DevnetAddr:        get("MEDIMINT_DEVNET_ADDR"),
 		HomeDomain:        get("MEDIMINT_HOME_DOMAIN"),
 		DICOMwebBase:      get("MEDIMINT_DICOMWEB_BASE"),
+		AdminKey:          get("MEDIMINT_ADMIN_KEY"),
+		PublicURL:         strings.TrimRight(get("MEDIMINT_PUBLIC_URL"), "/"),
+		OrgID:             get("MEDIMINT_ORG_ID"),
 		S3: S3{
 			Endpoint: get("S3_ENDPOINT"),
 			Region:   get("S3_REGION"),
@@ -234,6 +259,42 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		c.DICOMwebBase = strings.TrimRight(c.DICOMwebBase, "/")
 	}
 
+	if c.PublicURL != "" && !validHTTPURL(c.PublicURL) {
+		bad("MEDIMINT_PUBLIC_URL", c.PublicURL, "want an http(s) URL such as https://medimint.example.org")
+	}
+	if !validOrg(c.OrgID) {
+		bad("MEDIMINT_ORG_ID", c.OrgID, "want 1-64 letters, digits, '.', '_' or '-'")
+	}
+	for o := range strings.SplitSeq(get("MEDIMINT_CORS_ORIGINS"), ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		if u, err := url.Parse(o); err != nil || !validHTTPURL(o) || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			bad("MEDIMINT_CORS_ORIGINS", o, "want origins such as https://viewer.example.org")
+			continue
+		}
+		c.CORSOrigins = append(c.CORSOrigins, strings.TrimRight(o, "/"))
+	}
+	if al := get("MEDIMINT_AE_ALLOWLIST"); al != "" {
+		c.AEAllowlist = map[string]string{}
+		for pair := range strings.SplitSeq(al, ",") {
+			ae, org, ok := strings.Cut(pair, "=")
+			ae, org = strings.TrimSpace(ae), strings.TrimSpace(org)
+			if !ok {
+				org = c.OrgID
+			}
+			switch {
+			case ae == "" || checkAETitle(ae) != "":
+				bad("MEDIMINT_AE_ALLOWLIST", pair, "want AE=org with an AE title of 1-16 printable characters")
+			case !validOrg(org):
+				bad("MEDIMINT_AE_ALLOWLIST", pair, "want AE=org with an organisation id of letters, digits, '.', '_' or '-'")
+			default:
+				c.AEAllowlist[ae] = org
+			}
+		}
+	}
+
 	lv := get("MEDIMINT_LOG_LEVEL")
 	if err := c.LogLevel.UnmarshalText([]byte(lv)); err != nil || strings.ContainsAny(lv, "+-") {
 		// slog also accepts "info+2"; we keep to the four names.
@@ -259,6 +320,20 @@ func checkAETitle(s string) string {
 		}
 	}
 	return ""
+}
+
+// validOrg accepts organisation ids that read safely in logs, URLs and
+// the audit log.
+func validOrg(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func validAddr(s string) bool {
@@ -308,5 +383,10 @@ func (c Config) LogValue() slog.Value {
 		slog.String("home_domain", c.HomeDomain),
 		slog.String("dicomweb_base", c.DICOMwebBase),
 		slog.String("log_level", c.LogLevel.String()),
+		slog.String("org_id", c.OrgID),
+		slog.Int("ae_allowlist", len(c.AEAllowlist)),
+		slog.String("public_url", c.PublicURL),
+		slog.Any("cors_origins", c.CORSOrigins),
+		slog.Bool("admin_key", c.AdminKey != ""),
 	)
 }

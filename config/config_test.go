@@ -35,6 +35,7 @@ func TestFromLookupDefaults(t *testing.T) {
 		HomeDomain:   "localhost",
 		DICOMwebBase: "/dicom-web",
 		LogLevel:     slog.LevelInfo,
+		OrgID:        "org1",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
@@ -105,6 +106,28 @@ func TestFromLookup(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "access settings",
+			env: map[string]string{"MEDIMINT_ORG_ID": "st-mary", "MEDIMINT_AE_ALLOWLIST": "CT1=st-mary, MR2 ,PACS=other.org",
+				"MEDIMINT_CORS_ORIGINS": "https://viewer.example.org, http://127.0.0.1:3000/", "MEDIMINT_PUBLIC_URL": "https://mm.example.org/",
+				"MEDIMINT_ADMIN_KEY": "k"},
+			check: func(t *testing.T, c Config) {
+				if want := map[string]string{"CT1": "st-mary", "MR2": "st-mary", "PACS": "other.org"}; !reflect.DeepEqual(c.AEAllowlist, want) {
+					t.Errorf("allowlist %v, want %v", c.AEAllowlist, want)
+				}
+				if want := []string{"https://viewer.example.org", "http://127.0.0.1:3000"}; !reflect.DeepEqual(c.CORSOrigins, want) {
+					t.Errorf("origins %q, want %q", c.CORSOrigins, want)
+				}
+				if c.PublicURL != "https://mm.example.org" || c.OrgID != "st-mary" || c.AdminKey != "k" {
+					t.Errorf("public URL %q org %q admin key %q", c.PublicURL, c.OrgID, c.AdminKey)
+				}
+			},
+		},
+		{name: "bad org id", env: map[string]string{"MEDIMINT_ORG_ID": "a b"}, wantErr: []string{"MEDIMINT_ORG_ID"}},
+		{name: "bad allowlist AE", env: map[string]string{"MEDIMINT_AE_ALLOWLIST": `A\B=org1`}, wantErr: []string{"MEDIMINT_AE_ALLOWLIST"}},
+		{name: "bad allowlist org", env: map[string]string{"MEDIMINT_AE_ALLOWLIST": "CT1=a/b"}, wantErr: []string{"MEDIMINT_AE_ALLOWLIST"}},
+		{name: "bad CORS origin", env: map[string]string{"MEDIMINT_CORS_ORIGINS": "https://x.org/path"}, wantErr: []string{"MEDIMINT_CORS_ORIGINS"}},
+		{name: "bad public URL", env: map[string]string{"MEDIMINT_PUBLIC_URL": "mm.example.org"}, wantErr: []string{"MEDIMINT_PUBLIC_URL"}},
 		{name: "unknown blobstore", env: map[string]string{"MEDIMINT_BLOBSTORE": "gcs"}, wantErr: []string{`MEDIMINT_BLOBSTORE="gcs"`, "fs or s3"}},
 		{name: "s3 without bucket", env: map[string]string{"MEDIMINT_BLOBSTORE": "s3"}, wantErr: []string{"S3_BUCKET is required"}},
 		{name: "bad path style", env: map[string]string{"S3_PATH_STYLE": "yes"}, wantErr: []string{"S3_PATH_STYLE"}},
