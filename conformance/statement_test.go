@@ -144,11 +144,7 @@ func dicomwebTable(t *testing.T) string {
 	row("WADO-RS rendered", caps.MediaType.Rendered)
 	row("QIDO-RS", caps.MediaType.Search)
 	row("Errors", []string{caps.MediaType.Errors})
-	var tcs []string
-	for _, uid := range caps.TransferSyntaxes.Transcoded {
-		tcs = append(tcs, uid)
-	}
-	row("WADO-RS transcodes between", tcs)
+	row("WADO-RS transcodes between", caps.TransferSyntaxes.Transcoded)
 	return sb.String()
 }
 
