@@ -6,6 +6,7 @@
 //	medimint migrate   create the database if missing and apply the schema
 //	medimint devnet    run the embedded Stellar devnet (-addr, -state, -interval)
 //	medimint wallet    new | derive -n N | show: keys and the deployment's accounts
+//	medimint keys      status | rotate -new-kek FILE: KEK rotation without re-encrypting data
 //	medimint version   print version and commit
 //	medimint help      print this help
 //

@@ -17,6 +17,7 @@ commands:
   migrate   create the database if missing and apply the schema
   devnet    run the embedded Stellar devnet
   wallet    manage keys and accounts
+  keys      KEK status and rotation (re-wraps study keys, no re-encryption)
   version   print version and commit
   help      print this help
 
@@ -40,6 +41,7 @@ func commands() map[string]command {
 		"migrate": cmdMigrate,
 		"devnet":  cmdDevnet,
 		"wallet":  cmdWallet,
+		"keys":    cmdKeys,
 		"version": cmdVersion,
 	}
 }
