@@ -105,7 +105,7 @@ func (d *decoder) parseFile() (*File, error) {
 		d.inflate()
 	}
 	noHeader := f.Meta.Len() == 0 && f.Preamble == nil
-	err := d.readDataset(&f.Dataset, frame{en: encodingOf(ts), end: -1, top: true, stopAt: d.opts.StopAtTag})
+	err := d.readDataset(&f.Dataset, frame{en: encodingOf(ts), end: -1, top: true, stopAt: d.opts.StopAtTag, part10: true})
 	if err != nil {
 		if noHeader && f.Dataset.Len() == 0 {
 			return nil, fmt.Errorf("%w: %w", ErrNotDICOM, err)

@@ -317,6 +317,9 @@ type frame struct {
 	depth    int
 	pixelRep uint16
 	stopAt   Tag // top level only: stop before a tag >= stopAt
+	// part10: the top-level data set of a Part 10 file, whose group 0002
+	// elements belong to the File Meta Information.
+	part10 bool
 }
 
 // readDataset reads data elements into ds until the frame ends.
@@ -364,6 +367,11 @@ func (d *decoder) readDataset(ds *Dataset, f frame) error {
 			continue
 		case TagItem:
 			return d.errAt(h.offset, h.tag, fmt.Errorf("%w: item outside a sequence", ErrMalformed))
+		}
+		if f.part10 && h.tag.Group() == 0x0002 && (h.vr == SQ || h.length == undefinedLength) {
+			// parseFile moves it to the meta, which holds no sequences
+			// (readMeta refuses one there too).
+			return d.errAt(h.offset, h.tag, fmt.Errorf("%w: sequence in the File Meta Information group", ErrMalformed))
 		}
 		e := Element{Tag: h.tag, VR: h.vr}
 		if err := d.readValue(&e, h, f); err != nil {

@@ -70,6 +70,7 @@ func TestBadInput(t *testing.T) {
 	private := NewTag(0x0009, 0x1001)
 	hdr := len(part10(t, ExplicitVRLittleEndian))
 	jhdr := len(part10(t, JPEGBaseline8Bit))
+	ihdr := len(part10(t, ImplicitVRLittleEndian))
 	tests := []struct {
 		name    string
 		in      []byte
@@ -99,6 +100,9 @@ func TestBadInput(t *testing.T) {
 		// a plain stream cannot know that and finds the delimiter.
 		{name: "delimiter in a sequence longer than the data", in: part10(t, ExplicitVRLittleEndian, el(NewTag(0x0040, 0xA730), SQ, 100, nil), el(TagSequenceDelimitationItem, 0, 0, nil)), want: ErrValueTooLong, offset: -1, wantStr: ErrMalformed},
 		{name: "delimiter inside a sequence of defined length", in: part10(t, ExplicitVRLittleEndian, el(NewTag(0x0040, 0xA730), SQ, 20, nil), el(TagSequenceDelimitationItem, 0, 0, nil), el(name, PN, 4, []byte("Doe^"))), want: ErrMalformed, offset: int64(hdr + 12), tag: TagSequenceDelimitationItem},
+		// Group 0002 elements in the data set go to the meta, which has
+		// no sequences.
+		{name: "sequence in group 0002 of the data set", in: part10(t, ImplicitVRLittleEndian, elImplicit(NewTag(0x0002, 0x3030), undefinedLength, nil), elImplicit(TagSequenceDelimitationItem, 0, nil)), want: ErrMalformed, offset: int64(ihdr), tag: NewTag(0x0002, 0x3030)},
 		{name: "fragments never end", in: part10(t, JPEGBaseline8Bit, el(TagPixelData, OB, undefinedLength, nil), el(TagItem, 0, 0, nil), el(TagItem, 0, 4, []byte{1, 2, 3, 4})), want: ErrTruncated, offset: int64(jhdr + 12 + 8 + 12)},
 		{name: "fragment past end", in: part10(t, JPEGBaseline8Bit, el(TagPixelData, OB, undefinedLength, nil), el(TagItem, 0, 0, nil), el(TagItem, 0, 400, []byte{1, 2, 3, 4})), want: ErrValueTooLong, offset: int64(jhdr + 12 + 8), tag: TagItem},
 	}
