@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/medimint/medimint/db/dbtest"
 	"github.com/medimint/medimint/mint/blobstore"
@@ -170,4 +172,120 @@ func BenchmarkIngest(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkCStore sends the corpus with storescu (one association, and 4
+// in parallel) into the pipeline over DIMSE (parse, encrypt, durable Put,
+// index commit, then the C-STORE response) and, in the same run, into
+// dcmtk's storescp writing files without fsync: the ratio of the inst/s
+// figures is what to watch (target: >= 70% of storescp).
+func BenchmarkCStore(b *testing.B) {
+	requireTool(b, "storescu", "storescp")
+	dir, files, total := benchCorpus(b)
+	pool := dbtest.New(b)
+	kek := make([]byte, 32)
+	rand.Read(kek)
+	kw, _ := envelope.NewLocalKEK(kek)
+	for _, par := range []int{1, 4} {
+		b.Run(fmt.Sprintf("storescp/assoc=%d", par), func(b *testing.B) {
+			args := []string{"-aet", "MEDIMINT"}
+			if par > 1 {
+				args = append(args, "--fork")
+			}
+			port := freePort(b)
+			out := b.TempDir()
+			cmd := exec.Command("storescp", append(args, "-od", out, port)...)
+			cmd.Env = append(os.Environ(), "TCP_NODELAY=1")
+			if err := cmd.Start(); err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			waitListening(b, port)
+			benchStoreSCU(b, port, dir, len(files), total, par, func() {
+				os.RemoveAll(out)
+				os.Mkdir(out, 0o700)
+			})
+		})
+		b.Run(fmt.Sprintf("medimint/assoc=%d", par), func(b *testing.B) {
+			blobDir := b.TempDir()
+			blobs, err := blobstore.NewFS(blobDir)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p, err := New(Config{Pool: pool, Blobs: blobs, Keys: kw, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			port := startDIMSE(b, p)
+			benchStoreSCU(b, port, dir, len(files), total, par, func() {
+				if _, err := pool.Exec(context.Background(), `TRUNCATE patients, studies, series, instances, instance_data, study_keys, outbox CASCADE`); err != nil {
+					b.Fatal(err)
+				}
+				entries, _ := os.ReadDir(blobDir)
+				for _, e := range entries {
+					os.RemoveAll(filepath.Join(blobDir, e.Name()))
+				}
+			})
+		})
+	}
+}
+
+// benchStoreSCU runs par storescu processes, each sending the whole
+// corpus over one association (TCP_NODELAY on: Debian's dcmtk leaves
+// Nagle on otherwise), reset running untimed before each round.
+func benchStoreSCU(b *testing.B, port, corpus string, instances int, size int64, par int, reset func()) {
+	b.SetBytes(size * int64(par))
+	var el time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		reset()
+		b.StartTimer()
+		start := time.Now()
+		var wg sync.WaitGroup
+		errs := make([]error, par)
+		for i := range par {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cmd := exec.Command("storescu", "-aet", fmt.Sprintf("BENCH%d", i), "-aec", "MEDIMINT", "+sd", "+r", "+sp", "*.dcm", "127.0.0.1", port, corpus)
+				cmd.Env = append(os.Environ(), "TCP_NODELAY=1")
+				out, err := cmd.CombinedOutput()
+				if err == nil && strings.Contains(string(out), "E:") {
+					err = fmt.Errorf("storescu reported errors")
+				}
+				if err != nil {
+					errs[i] = fmt.Errorf("storescu %d: %w\n%s", i, err, out)
+				}
+			}()
+		}
+		wg.Wait()
+		el += time.Since(start)
+		for _, err := range errs {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(instances*par*b.N)/el.Seconds(), "inst/s")
+}
+
+func freePort(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+func waitListening(b *testing.B, port string) {
+	for range 500 {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+port); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.Fatalf("nothing listens on port %s", port)
 }

@@ -30,7 +30,7 @@ func requireTool(t testing.TB, tools ...string) {
 }
 
 // startDIMSE serves the pipeline over DIMSE on a loopback port.
-func startDIMSE(t *testing.T, p *Pipeline) string {
+func startDIMSE(t testing.TB, p *Pipeline) string {
 	t.Helper()
 	h := DIMSE{P: p}
 	srv, err := dimse.NewServer(dimse.Config{AETitle: "MEDIMINT", Store: h, Find: h, Retrieve: h,
