@@ -20,6 +20,10 @@ import (
 // dimse.StoreHandler, dimse.FindHandler and dimse.RetrieveHandler.
 type DIMSE struct {
 	P *Pipeline
+	// StudyFilter, if set, limits C-FIND to the studies the caller may
+	// find: it returns the condition for index.Query.StudyFilter, or an
+	// error to refuse the query (access control, package gateway).
+	StudyFilter func(ctx context.Context, req dimse.FindRequest) (func(studies string, next int) (string, []any), error)
 }
 
 // Store stores one C-STORE data set and answers only once it is durable.
@@ -67,6 +71,14 @@ func (d DIMSE) Find(ctx context.Context, req dimse.FindRequest, emit func(*dicom
 	q, err := index.FromIdentifier(req.Identifier)
 	if err != nil {
 		return dimse.Status{Code: dimse.StatusDataSetDoesNotMatchSOPClass, ErrorComment: "invalid identifier"}
+	}
+	if d.StudyFilter != nil {
+		f, err := d.StudyFilter(ctx, req)
+		if err != nil {
+			d.P.log.WarnContext(ctx, "mint: C-FIND refused", slog.String("calling_ae", req.CallingAE), slog.Any("err", err))
+			return dimse.Status{Code: dimse.StatusUnableToProcess, ErrorComment: "access decisions unavailable"}
+		}
+		q.StudyFilter = f
 	}
 	const page = 500
 	q.Limit = page
