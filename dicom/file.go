@@ -26,7 +26,8 @@ const (
 // ParseBytes parses a Part 10 file held in memory. Values alias b (no
 // copies) except where they must be converted: big endian values, and
 // every value of a deflated data set. Files without preamble or File Meta
-// Information are accepted, their encoding detected as dcmtk does.
+// Information are accepted, their encoding detected from the data, as
+// is that of a transfer syntax we do not know.
 func ParseBytes(b []byte, opts ReadOptions) (*File, error) {
 	return newMemDecoder(b, opts).parseFile()
 }
