@@ -42,3 +42,22 @@ func (a *Authorizer) Served(ctx context.Context, sub Subject, res Resource, what
 		a.log.ErrorContext(ctx, "access: retrieval not audited", slog.Any("err", err))
 	}
 }
+
+// Record audits a decision taken before or beside the rules of Decide:
+// a credential that cannot do action at all (an API key without the
+// scope, a viewer token for another study), or one Decide has no action
+// for (storing). resource names what was asked for.
+func (a *Authorizer) Record(ctx context.Context, sub Subject, action string, allow bool, resource, why string) {
+	if a.cfg.Audit == nil {
+		return
+	}
+	outcome, reason := OutcomeDeny, ReasonDenied
+	if allow {
+		outcome, reason = OutcomeAllow, "allowed"
+	}
+	e := Entry{Category: CategoryDecision, Action: action, Outcome: outcome, Actor: sub.actor(), Roles: sub.roles(),
+		OrgID: sub.OrgID, Resource: resource, Reason: reason + ": " + why}
+	if err := a.cfg.Audit.Log(ctx, e); err != nil {
+		a.log.ErrorContext(ctx, "access: decision not audited", slog.Any("err", err))
+	}
+}

@@ -73,6 +73,7 @@ func (s *Server) search(level index.Level) fiber.Handler {
 		if perr != nil {
 			return perr
 		}
+		q.StudyFilter = studyFilter(c)
 		res, err := s.ix.Find(c.UserContext(), q)
 		if err != nil {
 			var qe *index.QueryError
@@ -87,6 +88,7 @@ func (s *Server) search(level index.Level) fiber.Handler {
 		if res.Truncated {
 			warnings = append(warnings, "The number of results exceeded the maximum supported by the server. Additional results can be requested.")
 		}
+		s.queried(c, level, len(res.Matches))
 		base := s.baseURL(c)
 		for _, w := range warnings {
 			warn(c, base, w)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/medimint/medimint/access"
 	"github.com/medimint/medimint/dicom"
 	"github.com/medimint/medimint/index"
 	"github.com/medimint/medimint/mint"
@@ -24,38 +25,42 @@ func (s *Server) routes() {
 	g.Options("/", s.capabilities)
 
 	// STOW-RS.
-	g.Post("/studies", s.stow)
-	g.Post("/studies/:study", s.stow)
+	g.Post("/studies", closeUnread, s.authn, s.mayStore, s.stow)
+	g.Post("/studies/:study", closeUnread, s.authn, s.mayStore, s.stow)
 
-	// QIDO-RS.
-	g.Get("/studies", s.search(index.Study))
-	g.Get("/series", s.search(index.Series))
-	g.Get("/instances", s.search(index.Instance))
-	g.Get("/studies/:study/series", s.search(index.Series))
-	g.Get("/studies/:study/instances", s.search(index.Instance))
-	g.Get("/studies/:study/series/:series/instances", s.search(index.Instance))
+	// QIDO-RS: results filtered in SQL by what the caller may find.
+	g.Get("/studies", s.authn, s.mayQuery, s.search(index.Study))
+	g.Get("/series", s.authn, s.mayQuery, s.search(index.Series))
+	g.Get("/instances", s.authn, s.mayQuery, s.search(index.Instance))
+	g.Get("/studies/:study/series", s.authn, s.mayQuery, s.search(index.Series))
+	g.Get("/studies/:study/instances", s.authn, s.mayQuery, s.search(index.Instance))
+	g.Get("/studies/:study/series/:series/instances", s.authn, s.mayQuery, s.search(index.Instance))
 
-	// WADO-RS.
+	// WADO-RS: each request decided on its study.
 	inst := "/studies/:study/series/:series/instances/:instance"
-	g.Get("/studies/:study", s.retrieve(index.Study))
-	g.Get("/studies/:study/metadata", s.metadata)
-	g.Get("/studies/:study/thumbnail", s.rendered(index.Study, true))
-	g.Get("/studies/:study/series/:series", s.retrieve(index.Series))
-	g.Get("/studies/:study/series/:series/metadata", s.metadata)
-	g.Get("/studies/:study/series/:series/thumbnail", s.rendered(index.Series, true))
-	g.Get(inst, s.retrieve(index.Instance))
-	g.Get(inst+"/metadata", s.metadata)
-	g.Get(inst+"/rendered", s.rendered(index.Instance, false))
-	g.Get(inst+"/thumbnail", s.rendered(index.Instance, true))
-	g.Get(inst+"/frames/:frames", s.frames)
-	g.Get(inst+"/frames/:frames/rendered", s.renderedFrames(false))
-	g.Get(inst+"/frames/:frames/thumbnail", s.renderedFrames(true))
-	g.Get(inst+"/bulkdata/*", s.bulkdata)
+	get := func(path string, act access.Action, level index.Level, h fiber.Handler) {
+		g.Get(path, s.authn, s.may(act, level), h)
+	}
+	get("/studies/:study", access.Retrieve, index.Study, s.retrieve(index.Study))
+	get("/studies/:study/metadata", access.MetadataOnly, index.Study, s.metadata)
+	get("/studies/:study/thumbnail", access.Retrieve, index.Study, s.rendered(index.Study, true))
+	get("/studies/:study/series/:series", access.Retrieve, index.Series, s.retrieve(index.Series))
+	get("/studies/:study/series/:series/metadata", access.MetadataOnly, index.Series, s.metadata)
+	get("/studies/:study/series/:series/thumbnail", access.Retrieve, index.Series, s.rendered(index.Series, true))
+	get(inst, access.Retrieve, index.Instance, s.retrieve(index.Instance))
+	get(inst+"/metadata", access.MetadataOnly, index.Instance, s.metadata)
+	get(inst+"/rendered", access.Retrieve, index.Instance, s.rendered(index.Instance, false))
+	get(inst+"/thumbnail", access.Retrieve, index.Instance, s.rendered(index.Instance, true))
+	get(inst+"/frames/:frames", access.Retrieve, index.Instance, s.frames)
+	get(inst+"/frames/:frames/rendered", access.Retrieve, index.Instance, s.renderedFrames(false))
+	get(inst+"/frames/:frames/thumbnail", access.Retrieve, index.Instance, s.renderedFrames(true))
+	get(inst+"/bulkdata/*", access.Retrieve, index.Instance, s.bulkdata)
 
-	// Deletion (not part of PS3.18; admin only).
-	g.Delete("/studies/:study", s.delete(index.Study))
-	g.Delete("/studies/:study/series/:series", s.delete(index.Series))
-	g.Delete(inst, s.delete(index.Instance))
+	// Deletion (not part of PS3.18): the operator's admin key, or an
+	// issuer_admin of the issuing organisation.
+	g.Delete("/studies/:study", s.deleteAuthn, s.may(access.Delete, index.Study), s.delete(index.Study))
+	g.Delete("/studies/:study/series/:series", s.deleteAuthn, s.may(access.Delete, index.Series), s.delete(index.Series))
+	g.Delete(inst, s.deleteAuthn, s.may(access.Delete, index.Instance), s.delete(index.Instance))
 }
 
 // needPipeline answers 503 when the gateway runs without storage.

@@ -16,6 +16,8 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/medimint/medimint/access"
+	"github.com/medimint/medimint/auth"
 	"github.com/medimint/medimint/index"
 	"github.com/medimint/medimint/mint"
 )
@@ -58,7 +60,8 @@ type Config struct {
 	// is refused.
 	AdminKey string
 	// OrgID is recorded as the issuing organisation of instances stored
-	// over STOW-RS (until requests are authenticated per organisation).
+	// over STOW-RS when requests are not gated (Deps.Auth); gated, the
+	// caller's organisation is.
 	OrgID string
 
 	// MaxParts bounds the parts of one STOW-RS request (default
@@ -95,6 +98,12 @@ type Deps struct {
 	// Mount, if set, adds routes beside DICOMweb after the gateway's own
 	// (the portal API under /api and the portal's pages).
 	Mount func(r fiber.Router)
+	// Auth authenticates DICOMweb requests and Access authorises them
+	// (STOW-RS by API key scope or staff role, WADO-RS per study through
+	// access.Decide, QIDO-RS filtered by access.QueryFilter). Without both
+	// DICOMweb is open to anyone who can reach it: serve always sets them.
+	Auth   *auth.Service
+	Access *access.Authorizer
 }
 
 // Server is the HTTP gateway.
@@ -107,6 +116,7 @@ type Server struct {
 	ix        *index.Index
 	metrics   *metrics
 	metaCache *bodyCache // nil: none
+	authMW    fiber.Handler
 }
 
 // New builds the server and its routes; nothing listens until Serve.
@@ -139,6 +149,9 @@ func New(cfg Config, deps Deps) *Server {
 		metaCache: newBodyCache(cfg.MetadataCacheBytes)}
 	if s.ix == nil && s.pipe != nil {
 		s.ix = s.pipe.Index()
+	}
+	if deps.Auth != nil {
+		s.authMW = auth.Middleware(auth.MiddlewareConfig{Service: deps.Auth})
 	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "medimint",

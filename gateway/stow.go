@@ -101,6 +101,7 @@ func (s *Server) stow(c *fiber.Ctx) (err error) {
 	// it is read (up to maxDrain) so that the client, still sending, gets
 	// to read the answer; beyond that the connection is closed, as it
 	// cannot carry another request.
+	c.Locals(bodyTaken{}, true)
 	drained := false
 	var body *bodyReader
 	defer func() {
@@ -178,7 +179,7 @@ func (s *Server) stow(c *fiber.Ctx) (err error) {
 func (s *Server) stowParts(c *fiber.Ctx, mr *multipart.Reader, body *bodyReader, target string) ([]stowResult, error) {
 	var results []stowResult
 	ctx := c.UserContext()
-	src := mint.Source{OrgID: s.cfg.OrgID, Transport: "stow", Peer: c.IP()}
+	src := mint.Source{OrgID: s.storeOrg(c), Transport: "stow", Peer: c.IP()}
 	for {
 		p, err := mr.NextRawPart()
 		if err == io.EOF {

@@ -87,7 +87,7 @@ func (s *Server) stowJSON(c *fiber.Ctx, mr *multipart.Reader, body *bodyReader, 
 	for _, b := range bulks {
 		byInstance[b.Instance] = append(byInstance[b.Instance], b)
 	}
-	src := mint.Source{OrgID: s.cfg.OrgID, Transport: "stow", Peer: c.IP()}
+	src := mint.Source{OrgID: s.storeOrg(c), Transport: "stow", Peer: c.IP()}
 	results := make([]stowResult, 0, len(datasets))
 	for i, ds := range datasets {
 		res := s.storeJSONInstance(c, src, ds, byInstance[i], sp, target)
