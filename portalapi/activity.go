@@ -77,6 +77,14 @@ type Event struct {
 	Ledger int32  `json:"ledger,omitempty"`
 }
 
+// notificationsChannel is where access announces a notification queued
+// for an account (access_notifications: break-glass access).
+const notificationsChannel = "medimint_notifications"
+
+// EventBreakGlass is the Event kind telling a holder that someone broke
+// the glass on one of their records (the activity timeline has the entry).
+const EventBreakGlass = "break-glass"
+
 // hub fans chain changes (NOTIFY on access.Channel) out to the
 // subscribers they concern.
 type hub struct {
@@ -126,8 +134,10 @@ func (h *hub) listen(ctx context.Context) error {
 		return err
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{access.Channel}.Sanitize()); err != nil {
-		return err
+	for _, ch := range []string{access.Channel, notificationsChannel} {
+		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
+			return err
+		}
 	}
 	defer func() {
 		// The connection goes back to the pool: stop listening first.
@@ -137,6 +147,11 @@ func (h *hub) listen(ctx context.Context) error {
 		n, err := conn.Conn().WaitForNotification(ctx)
 		if err != nil {
 			return err
+		}
+		if n.Channel == notificationsChannel {
+			// Break-glass access to a record: the payload is its holder.
+			h.dispatch(ctx, access.Change{Kind: EventBreakGlass, Account: n.Payload})
+			continue
 		}
 		var ch access.Change
 		if err := json.Unmarshal([]byte(n.Payload), &ch); err != nil {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -24,7 +25,7 @@ type Config struct {
 	// sequence numbers of transactions prepared for wallet users.
 	Network wallet.Network
 	// Sponsor pays for and submits every transaction; nil: chain actions
-	// answer 503.
+	// answer 503 until SetSponsor.
 	Sponsor *wallet.Sponsor
 	// Custodian derives custodial users' keys and the issuer's (which
 	// co-signs transfers).
@@ -50,6 +51,9 @@ type API struct {
 	pool *pgxpool.Pool
 	log  *slog.Logger
 	hub  *hub
+	// spons is Config.Sponsor or what SetSponsor set: the deployment's
+	// sponsor exists only once the chain is set up, after the API serves.
+	spons atomic.Pointer[wallet.Sponsor]
 }
 
 // New returns the API. Call Mount to add its routes and Run for its
@@ -66,8 +70,16 @@ func New(cfg Config) (*API, error) {
 		cfg.Logger = slog.Default()
 	}
 	log := cfg.Logger.With(slog.String("component", "portalapi"))
-	return &API{cfg: cfg, auth: cfg.Auth, pool: cfg.Pool, log: log, hub: newHub(cfg.Pool, log)}, nil
+	a := &API{cfg: cfg, auth: cfg.Auth, pool: cfg.Pool, log: log, hub: newHub(cfg.Pool, log)}
+	a.spons.Store(cfg.Sponsor)
+	return a, nil
 }
+
+// SetSponsor enables chain actions once the deployment is set up on the
+// network (serve bootstraps it while the API already answers).
+func (a *API) SetSponsor(s *wallet.Sponsor) { a.spons.Store(s) }
+
+func (a *API) sponsor() *wallet.Sponsor { return a.spons.Load() }
 
 // Run listens for chain changes and feeds /api/events until ctx ends.
 func (a *API) Run(ctx context.Context) error { return a.hub.run(ctx) }

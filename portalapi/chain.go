@@ -128,7 +128,7 @@ type ChainAction struct {
 }
 
 func (a *API) needChain() error {
-	if a.cfg.Sponsor == nil {
+	if a.sponsor() == nil {
 		return fiber.NewError(http.StatusServiceUnavailable, "chain actions are not configured on this server")
 	}
 	return nil
@@ -179,7 +179,7 @@ func (a *API) act(c *fiber.Ctx, kind, description string, d contracts.Draft, ext
 		}
 		keys = append(keys, signers[i])
 	}
-	res, err := a.cfg.Sponsor.Submit(ctx, wallet.Submission{Operations: d.Operations, Signers: keys})
+	res, err := a.sponsor().Submit(ctx, wallet.Submission{Operations: d.Operations, Signers: keys})
 	if err != nil {
 		var te *wallet.TxError
 		if errors.As(err, &te) {
@@ -288,8 +288,8 @@ func (a *API) submitPrepared(c *fiber.Ctx) error {
 	if h, err := tx.HashHex(a.cfg.Network.Passphrase); err != nil || h != want {
 		return fiber.NewError(http.StatusBadRequest, "this is not the transaction you were asked to sign")
 	}
-	sponsor := a.cfg.Sponsor.Address()
-	res, err := a.cfg.Sponsor.SubmitSigned(ctx, in.Transaction, func(t *txnbuild.Transaction) error {
+	sponsor := a.sponsor().Address()
+	res, err := a.sponsor().SubmitSigned(ctx, in.Transaction, func(t *txnbuild.Transaction) error {
 		// The hash matched what we built, so the sponsor's operations are
 		// our own sandwich; check it anyway in case of a bug above.
 		for _, op := range t.Operations() {
@@ -425,10 +425,10 @@ func (a *API) createGrant(c *fiber.Ctx) error {
 }
 
 func (a *API) sponsorAddress() string {
-	if a.cfg.Sponsor == nil {
+	if a.sponsor() == nil {
 		return ""
 	}
-	return a.cfg.Sponsor.Address()
+	return a.sponsor().Address()
 }
 
 func (a *API) revokeGrant(c *fiber.Ctx) error {
@@ -657,7 +657,7 @@ func (a *API) transfer(c *fiber.Ctx) error {
 	if issuerKey.Address() != tok.Issuer {
 		return fiber.NewError(http.StatusNotImplemented, "this study was issued by another organisation; ask it to transfer")
 	}
-	if _, err := a.cfg.Sponsor.CreateAccounts(ctx, toKey); err != nil {
+	if _, err := a.sponsor().CreateAccounts(ctx, toKey); err != nil {
 		return a.problem(c, err)
 	}
 	var grantees []string
