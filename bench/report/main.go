@@ -75,6 +75,10 @@ func main() {
 		fail(err)
 	}
 	t := summarise(samples)
+	rounds := map[int]bool{}
+	for _, s := range samples {
+		rounds[s.Round] = true
+	}
 	var gb []string
 	if *gobench != "" {
 		if gb, err = goBenchLines(*gobench); err != nil {
@@ -85,7 +89,7 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	writeMarkdown(f, t, gb, *peers, filepath.Base(*pngOut))
+	writeMarkdown(f, t, len(rounds), gb, *peers, filepath.Base(*pngOut))
 	if err := f.Close(); err != nil {
 		fail(err)
 	}
@@ -184,16 +188,13 @@ func ratioCell(r float64) string {
 	if math.IsNaN(r) {
 		return "–"
 	}
+	if r < 0.1 {
+		return fmt.Sprintf("%.3f×", r)
+	}
 	return fmt.Sprintf("%.2f×", r)
 }
 
-func writeMarkdown(w io.Writer, t table, gobench []string, peers, chart string) {
-	rounds := 0
-	for _, m := range t {
-		for _, v := range m {
-			rounds = max(rounds, len(v))
-		}
-	}
+func writeMarkdown(w io.Writer, t table, rounds int, gobench []string, peers, chart string) {
 	fmt.Fprintf(w, "# System benchmark, %s\n\n", time.Now().UTC().Format("2006-01-02"))
 	fmt.Fprintf(w, "Machine: %s.  \n", machine())
 	if load := t["loadavg_1m"]["machine"]; len(load) > 0 {
