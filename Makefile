@@ -17,24 +17,30 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: help build run test lint bench fuzz conformance clean
+.PHONY: help portal build run test lint bench fuzz conformance clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
 
-build: ## build bin/medimint
+portal: ## build the portal (portal/dist/app, embedded by the Go build) when npm is installed
+	if command -v npm >/dev/null; then cd portal && npm ci --no-audit --no-fund && npm run build; fi
+
+build: portal ## build bin/medimint (with the portal embedded)
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/medimint
 
+# The first start prints the bootstrap admin's sign-in and an API key.
 run: build ## build, make sure Postgres runs, and serve (Ctrl-C stops)
 	@url="$${DATABASE_URL:-$$(scripts/ensure-postgres.sh medimint)}"; \
 	DATABASE_URL="$$url" exec $(BIN) serve
 
+# The portal is built first so that its end-to-end test sees the embedded
+# build.
 test: ## install test dependencies, then run every test (race detector on)
 	scripts/test-deps.sh
+	$(MAKE) portal
 	pg="$${MEDIMINT_TEST_PG:-$$(scripts/ensure-postgres.sh)}"; \
 	MEDIMINT_REQUIRE_TOOLS=1 MEDIMINT_TEST_PG="$$pg" $(GO) test -race -count=1 ./...
-	@# The portal's own tests, once it exists.
-	if [ -f portal/package.json ]; then cd portal && npm ci --no-audit --no-fund && npm test; fi
+	if [ -f portal/package.json ]; then cd portal && npm test; fi
 
 lint: $(STATICCHECK) ## gofmt, go vet and staticcheck
 	@out="$$(find . -name '*.go' -not -path '*/node_modules/*' -not -path './var/*' -not -path './.tools/*' -print0 | xargs -0 gofmt -l)"; \

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // BlobStore names the backend that holds encrypted study objects.
@@ -76,6 +77,9 @@ type Config struct {
 	// CORSOrigins (MEDIMINT_CORS_ORIGINS) may call DICOMweb and the API
 	// from browser pages served elsewhere (a viewer such as OHIF).
 	CORSOrigins []string
+	// StudyQuiet (MEDIMINT_STUDY_QUIET) is how long a study receives
+	// nothing before it counts as complete and is published and minted.
+	StudyQuiet time.Duration
 	// AEAllowlist (MEDIMINT_AE_ALLOWLIST) maps calling AE titles to
 	// organisations; empty accepts every caller as OrgID.
 	AEAllowlist map[string]string
@@ -125,6 +129,7 @@ var Vars = []Var{
 	{"MEDIMINT_AE_ALLOWLIST", "", "calling AE titles allowed over DIMSE, as AE=org pairs separated by commas (AE alone: MEDIMINT_ORG_ID); empty: any caller, as MEDIMINT_ORG_ID"},
 	{"MEDIMINT_PUBLIC_URL", "", "the server's URL as clients see it (https://… behind a proxy): URLs in responses, SEP-10 domain, Secure cookies; empty: from each request"},
 	{"MEDIMINT_CORS_ORIGINS", "", "comma-separated origins (scheme://host[:port]) whose pages may call DICOMweb and the API, e.g. an OHIF viewer"},
+	{"MEDIMINT_STUDY_QUIET", "60s", "quiet period after a study's last instance before it counts as complete and is minted (Go duration, 1s-24h)"},
 	{"MEDIMINT_ADMIN_KEY", "", "operator key for DICOMweb DELETE (X-Admin-Key header); empty: DELETE only by the issuing organisation's issuer_admin"},
 }
 
@@ -293,6 +298,13 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 				c.AEAllowlist[ae] = org
 			}
 		}
+	}
+
+	sq := get("MEDIMINT_STUDY_QUIET")
+	if d, err := time.ParseDuration(sq); err != nil || d < time.Second || d > 24*time.Hour {
+		bad("MEDIMINT_STUDY_QUIET", sq, "want a duration from 1s to 24h, e.g. 60s")
+	} else {
+		c.StudyQuiet = d
 	}
 
 	lv := get("MEDIMINT_LOG_LEVEL")

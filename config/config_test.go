@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func lookupFrom(env map[string]string) func(string) (string, bool) {
@@ -36,6 +37,7 @@ func TestFromLookupDefaults(t *testing.T) {
 		DICOMwebBase: "/dicom-web",
 		LogLevel:     slog.LevelInfo,
 		OrgID:        "org1",
+		StudyQuiet:   60 * time.Second,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
@@ -123,6 +125,7 @@ func TestFromLookup(t *testing.T) {
 				}
 			},
 		},
+		{name: "bad study quiet", env: map[string]string{"MEDIMINT_STUDY_QUIET": "100ms"}, wantErr: []string{"MEDIMINT_STUDY_QUIET"}},
 		{name: "bad org id", env: map[string]string{"MEDIMINT_ORG_ID": "a b"}, wantErr: []string{"MEDIMINT_ORG_ID"}},
 		{name: "bad allowlist AE", env: map[string]string{"MEDIMINT_AE_ALLOWLIST": `A\B=org1`}, wantErr: []string{"MEDIMINT_AE_ALLOWLIST"}},
 		{name: "bad allowlist org", env: map[string]string{"MEDIMINT_AE_ALLOWLIST": "CT1=a/b"}, wantErr: []string{"MEDIMINT_AE_ALLOWLIST"}},

@@ -102,7 +102,9 @@ func chainNetwork(ctx context.Context, cfg config.Config, log *slog.Logger) (wal
 // runChain sets the organisation up on the network (retrying until it
 // succeeds: the network may be down, or the pubnet sponsor not funded
 // yet) and then mints until ctx ends.
-func runChain(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, cust *wallet.Custodian, netw wallet.Network, log *slog.Logger) {
+// ready, if set, is called once with the deployment.
+func runChain(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, cust *wallet.Custodian, netw wallet.Network, log *slog.Logger,
+	ready func(*chain.Deployment)) {
 	var d *chain.Deployment
 	for wait := time.Second; ; wait = min(2*wait, time.Minute) {
 		var err error
@@ -123,6 +125,9 @@ func runChain(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, cust *
 	}
 	log.Info("chain ready", "network", netw.Passphrase, "horizon", netw.HorizonURL, "sponsor", d.Sponsor.Address(),
 		"issuer", d.Issuer.Address(), "registry", d.Registry, "issuer_url", netw.AccountURL(d.Issuer.Address()))
+	if ready != nil {
+		ready(d)
+	}
 	m, err := chain.NewMinter(chain.MinterConfig{Pool: pool, Deployment: d, Patients: chain.NewPatients(pool, cust), Logger: log})
 	if err != nil {
 		log.Error("minter", "err", err)

@@ -13,8 +13,11 @@ import (
 const usage = `usage: medimint <command> [flags]
 
 commands:
-  serve     run the gateway (HTTP/DICOMweb) until SIGINT/SIGTERM
+  serve     run the gateway (DICOMweb, DIMSE, portal and its API, chain
+            worker, ledger watcher) until SIGINT/SIGTERM
   migrate   create the database if missing and apply the schema
+  watcher   run | rebuild: follow the ledger apart from serve, or replay it
+  audit     verify | export: check the audit log's hash chain, or export it
   devnet    run the embedded Stellar devnet
   wallet    manage keys and accounts
   keys      KEK status and rotation (re-wraps study keys, no re-encryption)
@@ -41,6 +44,8 @@ func commands() map[string]command {
 		"migrate": cmdMigrate,
 		"devnet":  cmdDevnet,
 		"wallet":  cmdWallet,
+		"watcher": cmdWatcher,
+		"audit":   cmdAudit,
 		"keys":    cmdKeys,
 		"version": cmdVersion,
 	}

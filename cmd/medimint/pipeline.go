@@ -10,8 +10,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/medimint/medimint/access"
 	"github.com/medimint/medimint/config"
 	"github.com/medimint/medimint/dimse"
+	"github.com/medimint/medimint/gateway"
 	"github.com/medimint/medimint/mint"
 	"github.com/medimint/medimint/mint/blobstore"
 	"github.com/medimint/medimint/mint/envelope"
@@ -59,14 +61,17 @@ func buildPipeline(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, k
 		}
 		pinner = local
 	}
-	return mint.New(mint.Config{Pool: pool, Blobs: blobs, Keys: keys, Pinner: pinner, Issuer: issuer, Logger: log})
+	return mint.New(mint.Config{Pool: pool, Blobs: blobs, Keys: keys, Pinner: pinner, Issuer: issuer, StableAge: cfg.StudyQuiet, Logger: log})
 }
 
 // runPipeline serves DIMSE from the pipeline and runs its background work
 // (study completion, orphan sweeping) until ctx ends.
-func runPipeline(ctx context.Context, cfg config.Config, p *mint.Pipeline, log *slog.Logger) error {
-	h := mint.DIMSE{P: p}
-	srv, err := dimse.NewServer(dimse.Config{AETitle: cfg.AETitle, Addr: cfg.DIMSEAddr, Store: h, Find: h, Retrieve: h, Logger: log})
+// A calling AE acts for its organisation (MEDIMINT_AE_ALLOWLIST, else
+// MEDIMINT_ORG_ID) under the access rules of a technologist (gateway.DIMSE).
+func runPipeline(ctx context.Context, cfg config.Config, p *mint.Pipeline, az *access.Authorizer, log *slog.Logger) error {
+	h := gateway.NewDIMSE(p, az, cfg.OrgID)
+	srv, err := dimse.NewServer(dimse.Config{AETitle: cfg.AETitle, Addr: cfg.DIMSEAddr, Store: h, Find: h, Retrieve: h,
+		AllowedCallers: cfg.AEAllowlist, Logger: log})
 	if err != nil {
 		return fmt.Errorf("dimse: %w", err)
 	}

@@ -8,7 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
+	"sync"
 
+	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -16,6 +19,9 @@ import (
 	"github.com/medimint/medimint/db"
 	"github.com/medimint/medimint/gateway"
 	"github.com/medimint/medimint/mint"
+	"github.com/medimint/medimint/mint/chain"
+	"github.com/medimint/medimint/portal"
+	"github.com/medimint/medimint/portalapi"
 )
 
 func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) int {
@@ -69,23 +75,49 @@ func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		log.Error("chain network", "err", err)
 		return 1
 	}
-	chainDone := make(chan struct{})
-	go func() {
-		defer close(chainDone)
-		runChain(ctx, cfg, pool, cust, netw, log)
-	}()
+	sec, err := openSecurity(ctx, cfg, pool, cust, issuer, netw, stderr, log)
+	if err != nil {
+		log.Error("authentication and access", "err", err)
+		cancel()
+		_ = stopDevnet()
+		return 1
+	}
+	api, err := portalapi.New(portalapi.Config{Auth: sec.auth, Pool: pool, Network: netw, Custodian: cust,
+		DICOMwebBase: cfg.DICOMwebBase, Origins: cfg.CORSOrigins, InsecureCookies: !strings.HasPrefix(cfg.PublicURL, "https://"), Logger: log})
+	if err != nil {
+		log.Error("portal API", "err", err)
+		sec.close()
+		cancel()
+		_ = stopDevnet()
+		return 1
+	}
+	var bg sync.WaitGroup
+	bg.Go(func() {
+		if err := api.Run(ctx); err != nil {
+			log.Error("portal notifications", "err", err)
+		}
+	})
+	bg.Go(func() {
+		runChain(ctx, cfg, pool, cust, netw, log, func(d *chain.Deployment) {
+			api.SetSponsor(d.Sponsor)
+			// The watcher follows the ledger from its persisted cursor into
+			// the tables access decides from.
+			bg.Go(func() { runWatcher(ctx, pool, netw, d.Registry, log) })
+		})
+	})
 	dimseDone := make(chan error, 1)
 	go func() {
-		err := runPipeline(ctx, cfg, pipeline, log)
+		err := runPipeline(ctx, cfg, pipeline, sec.access, log)
 		cancel() // one server down takes the process down
 		dimseDone <- err
 	}()
-	err = serve(ctx, log, cfg, pool, pipeline, ln)
+	err = serve(ctx, log, cfg, pool, pipeline, ln, sec, api)
 	cancel()
 	if derr := <-dimseDone; err == nil && derr != nil && !errors.Is(derr, context.Canceled) {
 		err = derr
 	}
-	<-chainDone
+	bg.Wait()
+	sec.close()
 	if derr := stopDevnet(); err == nil && derr != nil {
 		err = derr
 	}
@@ -97,12 +129,38 @@ func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 	return 0
 }
 
-// serve runs the servers on their listeners until ctx is done.
-func serve(ctx context.Context, log *slog.Logger, cfg config.Config, pool *pgxpool.Pool, pipeline *mint.Pipeline, ln net.Listener) error {
+// serve runs the HTTP server on ln until ctx is done: DICOMweb gated by
+// sec, the portal API under /api and the portal's pages at /.
+func serve(ctx context.Context, log *slog.Logger, cfg config.Config, pool *pgxpool.Pool, pipeline *mint.Pipeline, ln net.Listener,
+	sec *security, api *portalapi.API) error {
 	v, c := buildVersion()
-	gw := gateway.New(gateway.Config{Version: v, Commit: c, BasePath: cfg.DICOMwebBase},
-		gateway.Deps{DB: pool, Pipeline: pipeline, Logger: log})
+	public := ""
+	if cfg.PublicURL != "" {
+		public = cfg.PublicURL + strings.TrimRight(cfg.DICOMwebBase, "/")
+	}
+	if cfg.PublicURL == "" && !loopback(cfg.HTTPAddr) {
+		log.Warn("serving beyond loopback without MEDIMINT_PUBLIC_URL=https://…: session cookies are not marked Secure")
+	}
+	if portal.Assets() == nil {
+		log.Warn("the portal was not built into this binary (make portal, or npm ci && npm run build in portal/)")
+	}
+	gw := gateway.New(gateway.Config{Version: v, Commit: c, BasePath: cfg.DICOMwebBase, PublicURL: public, AdminKey: cfg.AdminKey,
+		OrgID: cfg.OrgID, CORSOrigins: cfg.CORSOrigins},
+		gateway.Deps{DB: pool, Pipeline: pipeline, Logger: log, Auth: sec.auth, Access: sec.access, Mount: func(r fiber.Router) {
+			api.Mount(r.Group("/api"))
+			portal.Mount(r, portal.Assets(), "/api", cfg.DICOMwebBase)
+		}})
 	return gw.Serve(ctx, ln)
+}
+
+// loopback reports whether addr listens on a loopback address only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
 func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
