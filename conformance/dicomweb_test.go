@@ -56,7 +56,7 @@ func stow(t testing.TB, base string, insts []Instance) (int, []byte) {
 	}
 	req.Header.Set("Content-Type", fmt.Sprintf(`multipart/related; type="application/dicom"; boundary=%s`, mw.Boundary()))
 	req.Header.Set("Accept", "application/dicom+json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("STOW-RS: %v", err)
 	}
@@ -93,7 +93,7 @@ func getJSON(t testing.TB, u string) []map[string]dicomJSONAttr {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, u, nil)
 	req.Header.Set("Accept", "application/dicom+json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func retrieveMultipart(t testing.TB, u, accept string) [][]byte {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, u, nil)
 	req.Header.Set("Accept", accept)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,8 +401,8 @@ func TestDicomwebClient(t *testing.T) {
 			if err := os.WriteFile(manifest, j, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command("node", filepath.Join(jstest, "dicomweb.test.cjs"), manifest)
-			cmd.Env = append(os.Environ(), "NODE_PATH="+nodePath)
+			cmd := exec.Command("node", "dicomweb-client.cjs", manifest)
+			cmd.Env = append(os.Environ(), "NODE_PATH="+nodePath, "MEDIMINT_API_KEY="+s.APIKey)
 			out, err := cmd.CombinedOutput()
 			if err != nil {
 				t.Fatalf("dicomweb-client: %v\n%s", err, out)

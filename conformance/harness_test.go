@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -149,8 +150,11 @@ type Server struct {
 	DataDir   string
 	DBURL     string
 	Horizon   string // the embedded devnet's Horizon API
-	cmd       *exec.Cmd
-	log       *bytes.Buffer
+	// APIKey is the bootstrap API key (every scope) the first start
+	// prints; DICOMweb requests carry it as X-API-Key.
+	APIKey string
+	cmd    *exec.Cmd
+	log    *bytes.Buffer
 }
 
 // DICOMweb is the base URL of the DICOMweb services.
@@ -250,6 +254,15 @@ func startServer(t *testing.T, extraEnv ...string) *Server {
 		default:
 		}
 		if ready(s) {
+			logw.mu.Lock()
+			m := apiKeyLine.FindStringSubmatch(logw.String())
+			logw.mu.Unlock()
+			if m == nil {
+				t.Fatalf("medimint serve printed no bootstrap API key on its first start")
+			}
+			s.APIKey = m[1]
+			apiKeys.Store(strings.TrimPrefix(s.HTTP, "http://"), s.APIKey)
+			t.Cleanup(func() { apiKeys.Delete(strings.TrimPrefix(s.HTTP, "http://")) })
 			return s
 		}
 		if time.Now().After(deadline) {
@@ -258,6 +271,26 @@ func startServer(t *testing.T, extraEnv ...string) *Server {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// apiKeyLine finds the bootstrap API key in the first start's output.
+var apiKeyLine = regexp.MustCompile(`API key\s+(\S+)`)
+
+// apiKeys maps a server's host:port to its API key; client adds it to
+// every request for that host, as a modality or PACS would.
+var apiKeys sync.Map
+
+type keyTransport struct{}
+
+func (keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if k, ok := apiKeys.Load(req.URL.Host); ok && req.Header.Get("X-API-Key") == "" {
+		req = req.Clone(req.Context())
+		req.Header.Set("X-API-Key", k.(string))
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// client is the HTTP client of the suite's DICOMweb requests.
+var client = &http.Client{Transport: keyTransport{}}
 
 func ready(s *Server) bool {
 	resp, err := http.Get(s.HTTP + "/readyz")

@@ -62,9 +62,12 @@ func startOrthanc(t *testing.T, mm *Server) *Orthanc {
 		},
 		"Plugins": []string{orthancDicomWebPlugin},
 		"DicomWeb": map[string]any{
-			"Enable":  true,
-			"Root":    "/dicom-web/",
-			"Servers": map[string]any{"medimint": []string{mm.DICOMweb() + "/"}},
+			"Enable": true,
+			"Root":   "/dicom-web/",
+			"Servers": map[string]any{"medimint": map[string]any{
+				"Url":         mm.DICOMweb() + "/",
+				"HttpHeaders": map[string]string{"X-API-Key": mm.APIKey},
+			}},
 		},
 	}
 	b, _ := json.MarshalIndent(cfg, "", "  ")
@@ -144,7 +147,7 @@ func (o *Orthanc) call(t testing.TB, method, path string, body any, out any) {
 		rd = bytes.NewReader(j)
 	}
 	req, _ := http.NewRequest(method, o.HTTP+path, rd)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("Orthanc %s %s: %v", method, path, err)
 	}
@@ -269,7 +272,7 @@ func TestOrthancRetrievesWADO(t *testing.T) {
 		seen := map[string]bool{}
 		for _, id := range instances {
 			req, _ := http.NewRequest(http.MethodGet, o.HTTP+"/instances/"+id+"/file", nil)
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := client.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}

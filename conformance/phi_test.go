@@ -152,7 +152,7 @@ func horizonRecords(t testing.TB, horizon, path string) [][]byte {
 	var out [][]byte
 	next := horizon + path + "?limit=200&order=asc"
 	for page := 0; page < 1000 && next != ""; page++ {
-		resp, err := http.Get(next)
+		resp, err := client.Get(next)
 		if err != nil {
 			t.Fatalf("Horizon %s: %v", path, err)
 		}

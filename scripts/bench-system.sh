@@ -15,7 +15,8 @@
 # Environment: BENCH_ROUNDS (3), BENCH_GO=0 skips the Go benchmarks,
 # BENCH_GOTIME (-benchtime, default 300ms), MEDIMINT_BENCH_1M=1 adds the
 # index's Find benchmark over 1M seeded instances, MEDIMINT_BENCH_CORPUS
-# (a prebuilt bench corpus), MEDIMINT_TEST_PG (Postgres admin URL).
+# (a prebuilt bench corpus), MEDIMINT_TEST_PG (Postgres admin URL),
+# BENCH_OUT (output directory, default bench/results).
 # Loopback only; every server it starts is stopped on exit.
 set -euo pipefail
 
@@ -23,7 +24,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 ROUNDS=${BENCH_ROUNDS:-3}
 DATE=$(date -u +%F)
-OUT="$ROOT/bench/results"
+OUT="${BENCH_OUT:-$ROOT/bench/results}"
 WORK=$(mktemp -d /tmp/medimint-bench.XXXXXX)
 RESULTS="$WORK/run.jsonl"
 : >"$RESULTS"
@@ -113,7 +114,7 @@ stop() {
 	wait "$pid" 2>/dev/null || true
 }
 
-# Server state, set by start_*: SRV_PID, SRV_DIMSE, SRV_AET, SRV_WEB, SRV_DB.
+# Server state, set by start_*: SRV_PID, SRV_DIMSE, SRV_AET, SRV_WEB, SRV_DB, SRV_KEY.
 N=0
 start_medimint() {
 	N=$((N + 1))
@@ -136,6 +137,8 @@ start_medimint() {
 	SRV_DIMSE=$dimse SRV_AET=MEDIMINT SRV_WEB="http://127.0.0.1:$http/dicom-web"
 	wait_until 90 http_ok "http://127.0.0.1:$http/readyz" && wait_until 30 tcp_open "$dimse" ||
 		{ log "medimint did not start:"; tail -20 "$d/log" >&2; return 1; }
+	# DICOMweb is gated: the first start prints a bootstrap API key.
+	SRV_KEY=$(grep -o 'API key  *[^ ]*' "$d/log" | awk '{print $NF}' | head -1)
 }
 
 start_orthanc() {
@@ -158,7 +161,7 @@ start_orthanc() {
 	TCP_NODELAY=1 Orthanc "$d/orthanc.json" >"$d/log" 2>&1 &
 	SRV_PID=$!
 	PIDS+=("$SRV_PID")
-	SRV_DIMSE=$dimse SRV_AET=ORTHANC SRV_WEB="http://127.0.0.1:$http/dicom-web" SRV_DB=
+	SRV_DIMSE=$dimse SRV_AET=ORTHANC SRV_WEB="http://127.0.0.1:$http/dicom-web" SRV_DB= SRV_KEY=
 	wait_until 90 http_ok "http://127.0.0.1:$http/system" && wait_until 30 tcp_open "$dimse" ||
 		{ log "Orthanc did not start:"; tail -20 "$d/log" >&2; return 1; }
 }
@@ -213,11 +216,11 @@ round_system() {
 	if [[ "$sys" != storescp ]]; then
 		$start
 		local ingest_end
-		loadgen "$sys" "$r" stow -url "$SRV_WEB" -corpus "$CORPUS" -batch 20
+		loadgen "$sys" "$r" stow -api-key "$SRV_KEY" -url "$SRV_WEB" -corpus "$CORPUS" -batch 20
 		ingest_end=$(now)
-		loadgen "$sys" "$r" wado -url "$SRV_WEB" -corpus "$CORPUS"
-		loadgen "$sys" "$r" qido -url "$SRV_WEB" -corpus "$CORPUS" -n 200
-		loadgen "$sys" "$r" metadata -url "$SRV_WEB" -corpus "$CORPUS" -n 50
+		loadgen "$sys" "$r" wado -api-key "$SRV_KEY" -url "$SRV_WEB" -corpus "$CORPUS"
+		loadgen "$sys" "$r" qido -api-key "$SRV_KEY" -url "$SRV_WEB" -corpus "$CORPUS" -n 200
+		loadgen "$sys" "$r" metadata -api-key "$SRV_KEY" -url "$SRV_WEB" -corpus "$CORPUS" -n 50
 		hwm=$(hwm_mib "$SRV_PID")
 		peak=$(python3 -c "print(max($peak, $hwm))")
 		if [[ "$sys" == medimint ]]; then

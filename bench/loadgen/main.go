@@ -3,7 +3,7 @@
 // Orthanc, timed the same way. Each run prints one JSON object per figure
 // on stdout: {"metric": ..., "value": ..., "unit": ...}.
 //
-//	loadgen stow     -url BASE -corpus DIR [-batch 20]
+//	loadgen stow     -url BASE -corpus DIR [-batch 20] [-api-key KEY]
 //	loadgen wado     -url BASE -corpus DIR
 //	loadgen qido     -url BASE -corpus DIR [-n 200]
 //	loadgen metadata -url BASE -corpus DIR [-n 50]
@@ -42,6 +42,7 @@ func main() {
 	batch := fs.Int("batch", 20, "instances per STOW-RS request")
 	n := fs.Int("n", 200, "requests (qido, metadata)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "bound on the whole run")
+	apiKey := fs.String("api-key", "", "X-API-Key sent with every request (Medimint's gate)")
 	fs.Parse(os.Args[2:])
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
@@ -49,7 +50,7 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	g := &gen{base: strings.TrimRight(*base, "/"), corpus: c, client: &http.Client{}}
+	g := &gen{base: strings.TrimRight(*base, "/"), corpus: c, client: &http.Client{Transport: keyed{*apiKey}}}
 	switch os.Args[1] {
 	case "stow":
 		err = g.stow(ctx, *batch)
@@ -110,6 +111,17 @@ func loadCorpus(dir string) (*corpus, error) {
 		return nil, errors.New("corpus: empty index.tsv")
 	}
 	return c, sc.Err()
+}
+
+// keyed adds the API key, if any, to every request.
+type keyed struct{ key string }
+
+func (k keyed) RoundTrip(req *http.Request) (*http.Response, error) {
+	if k.key != "" {
+		req = req.Clone(req.Context())
+		req.Header.Set("X-API-Key", k.key)
+	}
+	return http.DefaultTransport.RoundTrip(req)
 }
 
 type gen struct {
