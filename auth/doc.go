@@ -21,5 +21,10 @@
 // protected against CSRF by SameSite=Strict cookies, an Origin check and
 // a double-submit token; CORS answers only configured origins.
 //
-// Passkeys (WebAuthn) are not implemented.
+// Passkeys (WebAuthn Level 2, go-webauthn) for custodial users
+// (Passkeys, passkey.go; schema db/migrations/0404_passkeys.sql): the
+// Relying Party ID is the host of MEDIMINT_PUBLIC_URL and its origin the
+// only one accepted; discoverable credentials with user verification,
+// "none" attestation; ceremony state is kept server-side and used once;
+// a signature counter that goes backwards is refused.
 package auth
