@@ -8,9 +8,11 @@
 // minted to a patient (study.minted), an access request received
 // (request.received), a grant confirmed or revoked (grant.confirmed,
 // grant.revoked, for the holder and the grantee). A dedupe key keeps a
-// watcher rebuild from queueing them again. Every insert announces the
-// account on Channel, which wakes the Notifier and the portal API's event
-// streams.
+// watcher rebuild from queueing them again. Every insert is announced on
+// Channel as "<account> <kind>" (break-glass: the account alone, by
+// package access), which wakes the Notifier and the portal API's event
+// streams; the portal lists them at /api/notifications in the words of
+// Describe.
 //
 // The table is an outbox for e-mail: the Notifier leases due rows (FOR
 // UPDATE SKIP LOCKED, so any number of processes may run one), sends each

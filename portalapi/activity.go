@@ -149,8 +149,13 @@ func (h *hub) listen(ctx context.Context) error {
 			return err
 		}
 		if n.Channel == notificationsChannel {
-			// Break-glass access to a record: the payload is its holder.
-			h.dispatch(ctx, access.Change{Kind: EventBreakGlass, Account: n.Payload})
+			// Break-glass access to a record: the payload is its holder;
+			// other notifications (package notify): "<account> <kind>".
+			acct, kind, ok := strings.Cut(n.Payload, " ")
+			if !ok {
+				kind = EventBreakGlass
+			}
+			h.dispatch(ctx, access.Change{Kind: kind, Account: acct})
 			continue
 		}
 		var ch access.Change

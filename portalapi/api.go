@@ -41,7 +41,9 @@ type Config struct {
 	// InsecureCookies drops the Secure flag from session cookies: only
 	// for plain-HTTP development on loopback.
 	InsecureCookies bool
-	Logger          *slog.Logger
+	// Passkeys runs WebAuthn ceremonies; nil: passkey routes answer 501.
+	Passkeys *auth.Passkeys
+	Logger   *slog.Logger
 }
 
 // API is the portal's HTTP API.
@@ -94,6 +96,7 @@ func (a *API) Mount(r fiber.Router) {
 	r.Post("/auth/refresh", a.refresh)
 	r.Post("/auth/logout", a.logout)
 	r.Post("/auth/invitations/accept", a.acceptInvitation)
+	a.mountPasskeySignIn(r)
 
 	p := r.Group("", auth.Middleware(auth.MiddlewareConfig{Service: a.auth, Origins: a.cfg.Origins}), userOnly)
 	p.Get("/me", a.me)
@@ -114,6 +117,8 @@ func (a *API) Mount(r fiber.Router) {
 	p.Get("/shared", a.shared)
 	p.Get("/shared/:study", a.sharedStudy)
 	p.Post("/shared/:study/viewer", a.viewerLink)
+
+	a.mountPasskeys(p)
 
 	adm := p.Group("/admin", auth.RequireRole(auth.RoleIssuerAdmin))
 	adm.Get("/ingest", a.ingest)
