@@ -278,7 +278,11 @@ fi
 
 mkdir -p "$OUT"
 cp "$RESULTS" "$OUT/$DATE.jsonl"
-cp "$GOBENCH" "$OUT/$DATE-go.txt"
+# BENCH_GO=0 keeps the day's Go benchmark figures, if any.
+if [[ "${BENCH_GO:-1}" != 0 || ! -f "$OUT/$DATE-go.txt" ]]; then
+	cp "$GOBENCH" "$OUT/$DATE-go.txt"
+fi
+GOBENCH="$OUT/$DATE-go.txt"
 peers="Orthanc $(dpkg-query -W -f '${Version}' orthanc) with DICOMweb plugin $(dpkg-query -W -f '${Version}' orthanc-dicomweb), default settings; dcmtk $(dpkg-query -W -f '${Version}' dcmtk) storescp writing files (--fork)"
 "$WORK/report" -results "$RESULTS" -gobench "$GOBENCH" -peers "$peers" -md "$OUT/$DATE.md" -png "$OUT/$DATE.png"
 log "wrote $OUT/$DATE.md and $OUT/$DATE.png"
