@@ -13,7 +13,8 @@ import (
 )
 
 // Channel is the PostgreSQL NOTIFY channel on which every new
-// notification is announced; the payload is the account it is for.
+// notification is announced; the payload is "<account> <kind>", or the
+// account alone for break-glass (announced by package access).
 const Channel = "medimint_notifications"
 
 // Config configures a Notifier.
