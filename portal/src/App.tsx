@@ -4,6 +4,7 @@ import {
   type AccessRequest, type Activity, type ChainAction, type Me, type Study, type StudyDetail,
 } from './api'
 import { walletAddress, walletSign } from './wallet'
+import { addPasskey, passkeysSupported, signInWithPasskey, type Passkey } from './passkey'
 
 // ---- routing: the path is the state ----
 
@@ -190,6 +191,16 @@ export function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
       setError((err as Error).message)
     }
   }
+  const passkey = async () => {
+    setError(null)
+    try {
+      await signInWithPasskey()
+      onSignedIn()
+    } catch (err) {
+      const s = (err as ApiError).status
+      setError(s === 401 ? 'That passkey is not known here.' : (err as Error).message)
+    }
+  }
   return (
     <main id="main" className="narrow">
       <h1>Sign in to Medimint</h1>
@@ -201,6 +212,13 @@ export function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
         <input id="password" type="password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} />
         <button type="submit" className="primary" disabled={busy}>{busy ? 'Signing in…' : 'Sign in'}</button>
       </form>
+      {passkeysSupported() && (
+        <div className="card">
+          <h2>Added a passkey?</h2>
+          <p>Sign in with your fingerprint, face or device PIN; no password needed.</p>
+          <button type="button" onClick={passkey}>Sign in with a passkey</button>
+        </div>
+      )}
       <div className="card">
         <h2>Have your own Stellar wallet?</h2>
         <p>Sign in by approving a one-time message in Freighter. Nothing is paid or sent.</p>
@@ -398,12 +416,90 @@ function ActivityPage() {
   )
 }
 
-function Notifications({ items }: { items: string[] }) {
+interface Note { id: number; kind: string; title: string; body: string; at: string; read: boolean }
+
+function Notifications({ items, tick, onRead }: { items: string[]; tick: number; onRead: () => void }) {
+  const { data, error } = useLoad<Note[]>('/notifications', [tick])
+  useEffect(() => {
+    if (data?.some((n) => !n.read)) api('POST', '/notifications/read').then(onRead).catch(() => undefined)
+  }, [data, onRead])
   return (
     <>
       <h1>Notifications</h1>
-      {items.length === 0 && <p>No new notifications.</p>}
-      <ul className="plain">{items.map((n, i) => <li key={i} className="card">{n}</li>)}</ul>
+      {error && <ErrorNote error={error} />}
+      {data && data.length === 0 && items.length === 0 && <p>No notifications.</p>}
+      <ul className="plain">
+        {data?.map((n) => (
+          <li key={n.id} className="card">
+            <h2>{n.title}{!n.read && <span className="badge">New</span>}</h2>
+            <p>{n.body}</p>
+            <p><time dateTime={n.at}>{new Date(n.at).toLocaleString('en-GB')}</time></p>
+          </li>
+        ))}
+      </ul>
+      {items.length > 0 && (
+        <>
+          <h2>Live updates</h2>
+          <ul className="plain">{items.map((n, i) => <li key={i} className="card">{n}</li>)}</ul>
+        </>
+      )}
+    </>
+  )
+}
+
+// ---- profile: passkeys ----
+
+function Profile({ me }: { me: Me }) {
+  const list = useLoad<Passkey[]>(me.custodial ? '/passkeys' : null)
+  const [name, setName] = useState('')
+  const [note, setNote] = useState<string | null>(null)
+  const [error, setError] = useState<string | null>(null)
+  const add = async (e: FormEvent) => {
+    e.preventDefault()
+    setError(null)
+    setNote(null)
+    try {
+      const p = await addPasskey(name || 'Passkey')
+      setNote(`Passkey "${p.name}" added. You can now sign in with it.`)
+      setName('')
+      list.reload()
+    } catch (err) {
+      setError((err as Error).message)
+    }
+  }
+  const remove = async (p: Passkey) => {
+    await api('DELETE', '/passkeys/' + encodeURIComponent(p.id))
+    list.reload()
+  }
+  return (
+    <>
+      <h1>Profile</h1>
+      <p>{me.display_name}{me.email && ` · ${me.email}`}</p>
+      <h2>Passkeys</h2>
+      {!me.custodial ? <p>You sign in with your own wallet.</p> : (
+        <>
+          <p>A passkey lets you sign in with your fingerprint, face or device PIN instead of your password.</p>
+          {list.data && list.data.length === 0 && <p>You have no passkeys yet.</p>}
+          <ul className="plain">
+            {list.data?.map((p) => (
+              <li key={p.id} className="card">
+                <strong>{p.name}</strong> · added {new Date(p.created_at).toLocaleDateString('en-GB')}
+                {p.last_used_at && ` · last used ${new Date(p.last_used_at).toLocaleDateString('en-GB')}`}
+                {' '}<button type="button" onClick={() => remove(p)}>Remove passkey {p.name}</button>
+              </li>
+            ))}
+          </ul>
+          {passkeysSupported() ? (
+            <form className="card" onSubmit={add}>
+              <label htmlFor="passkey-name">Name for the new passkey</label>
+              <input id="passkey-name" value={name} maxLength={64} placeholder="e.g. My phone" onChange={(e) => setName(e.target.value)} />
+              <button type="submit">Add a passkey</button>
+            </form>
+          ) : <p>This browser does not support passkeys.</p>}
+          {note && <p role="status">{note}</p>}
+          {error && <p role="alert" className="error">{error}</p>}
+        </>
+      )}
     </>
   )
 }
@@ -525,6 +621,11 @@ export default function App() {
   const [path, go] = usePath()
   const [me, setMe] = useState<Me | null | undefined>(undefined)
   const [notes, setNotes] = useState<string[]>([])
+  const [noteTick, setNoteTick] = useState(0)
+  const [unread, setUnread] = useState(0)
+  const countUnread = useCallback(() => {
+    api<Note[]>('GET', '/notifications').then((l) => setUnread(l.filter((n) => !n.read).length)).catch(() => undefined)
+  }, [])
   const loadMe = useCallback(() => {
     api<Me>('GET', '/me').then(setMe).catch(() => setMe(null))
   }, [])
@@ -534,6 +635,11 @@ export default function App() {
     const es = new EventSource('/api/events')
     es.addEventListener('change', (e) => {
       const ev = JSON.parse((e as MessageEvent).data) as { kind: string }
+      if (ev.kind.includes('.') || ev.kind === 'break-glass') {
+        // A stored notification (package notify): reload the list.
+        setNoteTick((x) => x + 1)
+        return
+      }
       const text = ev.kind === 'grant' ? 'Access to one of your studies changed.'
         : ev.kind === 'request' ? 'There is news about an access request.'
         : ev.kind === 'record' ? 'One of your records changed on the network.' : 'Something changed.'
@@ -541,6 +647,9 @@ export default function App() {
     })
     return () => es.close()
   }, [me])
+  useEffect(() => {
+    if (me) countUnread()
+  }, [me, noteTick, countUnread])
   useEffect(() => {
     const h = document.querySelector('main h1') as HTMLElement | null
     h?.setAttribute('tabindex', '-1')
@@ -556,7 +665,7 @@ export default function App() {
     go('/')
   }
   const nav: [string, string][] = [['/', 'My studies'], ['/requests', 'Requests'], ['/activity', 'Activity'],
-    ['/notifications', `Notifications${notes.length ? ` (${notes.length})` : ''}`]]
+    ['/notifications', `Notifications${unread ? ` (${unread})` : ''}`], ['/profile', 'Profile']]
   if (me.roles.includes('clinician')) nav.push(['/shared', 'Shared with me'])
   if (me.roles.includes('issuer_admin')) nav.push(['/admin', 'Organisation'])
 
@@ -566,7 +675,8 @@ export default function App() {
   else if (m) page = <SharedStudy uid={m[2]} />
   else if (path === '/requests') page = <Requests me={me} />
   else if (path === '/activity') page = <ActivityPage />
-  else if (path === '/notifications') page = <Notifications items={notes} />
+  else if (path === '/notifications') page = <Notifications items={notes} tick={noteTick} onRead={countUnread} />
+  else if (path === '/profile') page = <Profile me={me} />
   else if (path === '/shared') page = <Shared go={go} />
   else if (path === '/admin') page = <Admin />
   else page = <Studies go={go} />
