@@ -47,8 +47,11 @@ func need(t *testing.T, ok bool, what string) {
 // TestPortalEndToEnd runs the gateway with the portal on a devnet and
 // Postgres, then drives the portal in Chromium (e2e/run.mjs): a patient
 // signs in and sees their study, shares it with a clinician, the
-// clinician sees it, the patient revokes, the clinician is refused; axe
-// finds no accessibility violations on any page.
+// clinician sees it, the patient revokes, the clinician is refused; the
+// patient adds a passkey (CDP virtual authenticator) and signs in with it,
+// and sees the new-study notification; axe finds no accessibility
+// violations on any page. The server is reached as localhost: the
+// passkeys' Relying Party ID.
 func TestPortalEndToEnd(t *testing.T) {
 	_, errNode := exec.LookPath("node")
 	_, errChrome := os.Stat("/usr/bin/chromium")
@@ -154,7 +157,18 @@ func TestPortalEndToEnd(t *testing.T) {
 		Account: clinicianKey.Address(), HDIndex: int32(wallet.UserIndexBase + 1), Memberships: []auth.Membership{{OrgID: "org1", Role: auth.RoleClinician}}}); err != nil {
 		t.Fatal(err)
 	}
-	api, err := portalapi.New(portalapi.Config{Auth: authSvc, Pool: pool, Network: net, Sponsor: dep.Sponsor, Custodian: custodian, InsecureCookies: true})
+	ln, err := net0()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// localhost, not 127.0.0.1: a WebAuthn Relying Party ID is a domain.
+	base := "http://localhost:" + portOf(ln)
+	passkeys, err := auth.NewPasskeys(authSvc, auth.PasskeyConfig{PublicURL: base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := portalapi.New(portalapi.Config{Auth: authSvc, Pool: pool, Network: net, Sponsor: dep.Sponsor, Custodian: custodian,
+		InsecureCookies: true, Passkeys: passkeys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,10 +177,6 @@ func TestPortalEndToEnd(t *testing.T) {
 		api.Mount(r.Group("/api"))
 		portal.Mount(r, portal.Assets(), "/api", "/dicom-web")
 	}})
-	ln, err := net0()
-	if err != nil {
-		t.Fatal(err)
-	}
 	served := make(chan error, 1)
 	go func() { served <- gw.Serve(ctx, ln) }()
 	defer func() {
@@ -175,7 +185,7 @@ func TestPortalEndToEnd(t *testing.T) {
 	}()
 
 	cmd := exec.CommandContext(ctx, "node", "e2e/run.mjs")
-	cmd.Env = append(os.Environ(), "BASE_URL=http://"+ln.Addr().String(), "STUDY_UID="+stored.StudyInstanceUID,
+	cmd.Env = append(os.Environ(), "BASE_URL="+base, "STUDY_UID="+stored.StudyInstanceUID,
 		"PATIENT_EMAIL=patient@example.org", "CLINICIAN_EMAIL=doctor@example.org", "PASSWORD="+pw)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
@@ -184,3 +194,8 @@ func TestPortalEndToEnd(t *testing.T) {
 }
 
 func net0() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+func portOf(ln net.Listener) string {
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}

@@ -6,8 +6,11 @@
 // Flow: the patient signs in and sees their study and its frame, shares
 // it with the clinician (the transaction described in plain words before
 // signing), the clinician sees it, the patient revokes, the clinician is
-// refused. axe-core must find no violations on any page; screenshots at
-// 390 and 1280 px wide go to e2e/artifacts/.
+// refused. The patient also adds a passkey in their profile (a CDP
+// virtual authenticator: CTAP2, internal, resident keys, user verified),
+// signs out and signs in with it, and finds the new-study notification.
+// axe-core must find no violations on any page; screenshots at 390 and
+// 1280 px wide go to e2e/artifacts/.
 import { chromium } from 'playwright-core'
 import { mkdirSync } from 'node:fs'
 import { join, dirname } from 'node:path'
@@ -139,6 +142,44 @@ try {
     check(page.url().endsWith(path), `navigated to ${path}`)
     await axe(page, name)
     await shots(page, name)
+  }
+  await ctx.close()
+
+  // Passkey: added in the profile, then used to sign in.
+  ;({ ctx, page } = await session(PATIENT_EMAIL))
+  {
+    const cdp = await ctx.newCDPSession(page)
+    await cdp.send('WebAuthn.enable')
+    const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true,
+        isUserVerified: true, automaticPresenceSimulation: true },
+    })
+    await page.getByRole('navigation').getByRole('link', { name: 'Profile' }).click()
+    await page.getByRole('heading', { name: 'Profile', level: 1 }).waitFor()
+    await page.getByText('You have no passkeys yet.').waitFor()
+    await axe(page, 'profile')
+    await page.getByLabel('Name for the new passkey').fill('Test laptop')
+    await page.getByRole('button', { name: 'Add a passkey' }).click()
+    await page.getByRole('status').filter({ hasText: 'added' }).waitFor()
+    check((await page.getByRole('status').textContent()).includes('Test laptop'), 'passkey added in the profile')
+    await page.getByRole('button', { name: 'Remove passkey Test laptop' }).waitFor()
+    const before = await cdp.send('WebAuthn.getCredentials', { authenticatorId })
+    check(before.credentials.length === 1 && before.credentials[0].isResidentCredential && before.credentials[0].rpId === new URL(BASE_URL).hostname,
+      'one discoverable credential for the RP ID ' + new URL(BASE_URL).hostname)
+    await axe(page, 'profile with a passkey')
+    await shots(page, 'profile')
+    await page.getByRole('button', { name: 'Sign out' }).click()
+    await page.getByRole('heading', { name: 'Sign in to Medimint' }).waitFor()
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click()
+    await page.getByRole('heading', { name: 'My studies' }).waitFor()
+    check(true, 'signed in with the passkey')
+    const after = await cdp.send('WebAuthn.getCredentials', { authenticatorId })
+    check(after.credentials[0].signCount > before.credentials[0].signCount, 'the authenticator signed the sign-in')
+    await page.getByRole('navigation').getByRole('link', { name: /^Notifications/ }).click()
+    await page.getByRole('heading', { name: 'Notifications', level: 1 }).waitFor()
+    await reloadUntil(page, () => page.getByText('A new imaging study is available').first().isVisible(), 'new-study notification shows up')
+    check(await page.getByText('A new imaging study is available').first().isVisible(), 'new-study notification in the portal')
+    await axe(page, 'notifications list')
   }
   await ctx.close()
 
