@@ -80,9 +80,20 @@ type Config struct {
 	// StudyQuiet (MEDIMINT_STUDY_QUIET) is how long a study receives
 	// nothing before it counts as complete and is published and minted.
 	StudyQuiet time.Duration
+	// SMTP (MEDIMINT_SMTP_*) is where notification e-mails go; an empty
+	// Addr disables e-mail (notifications stay in the portal).
+	SMTP SMTP
 	// AEAllowlist (MEDIMINT_AE_ALLOWLIST) maps calling AE titles to
 	// organisations; empty accepts every caller as OrgID.
 	AEAllowlist map[string]string
+}
+
+// SMTP configures notification e-mail (package notify).
+type SMTP struct {
+	Addr     string // MEDIMINT_SMTP_ADDR: host:port
+	From     string // MEDIMINT_SMTP_FROM: sender address
+	User     string // MEDIMINT_SMTP_USER: empty: no authentication
+	Password string // MEDIMINT_SMTP_PASSWORD
 }
 
 // S3 configures the s3 blob store.
@@ -131,6 +142,10 @@ var Vars = []Var{
 	{"MEDIMINT_CORS_ORIGINS", "", "comma-separated origins (scheme://host[:port]) whose pages may call DICOMweb and the API, e.g. an OHIF viewer"},
 	{"MEDIMINT_STUDY_QUIET", "60s", "quiet period after a study's last instance before it counts as complete and is minted (Go duration, 1s-24h)"},
 	{"MEDIMINT_ADMIN_KEY", "", "operator key for DICOMweb DELETE (X-Admin-Key header); empty: DELETE only by the issuing organisation's issuer_admin"},
+	{"MEDIMINT_SMTP_ADDR", "", "SMTP server (host:port) for notification e-mails, STARTTLS when offered; empty: no e-mail"},
+	{"MEDIMINT_SMTP_FROM", "", "sender address of notification e-mails (required with MEDIMINT_SMTP_ADDR)"},
+	{"MEDIMINT_SMTP_USER", "", "SMTP user (AUTH PLAIN, only over TLS or to loopback); empty: no authentication"},
+	{"MEDIMINT_SMTP_PASSWORD", "", "SMTP password"},
 }
 
 // FromEnv reads the configuration from the process environment.
@@ -300,6 +315,17 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		}
 	}
 
+	c.SMTP = SMTP{Addr: get("MEDIMINT_SMTP_ADDR"), From: get("MEDIMINT_SMTP_FROM"), User: get("MEDIMINT_SMTP_USER"),
+		Password: get("MEDIMINT_SMTP_PASSWORD")}
+	if c.SMTP.Addr != "" {
+		if !validAddr(c.SMTP.Addr) {
+			bad("MEDIMINT_SMTP_ADDR", c.SMTP.Addr, "want host:port, e.g. smtp.example.org:587")
+		}
+		if !strings.Contains(c.SMTP.From, "@") || strings.ContainsAny(c.SMTP.From, "\r\n") {
+			bad("MEDIMINT_SMTP_FROM", c.SMTP.From, "want the sender's e-mail address")
+		}
+	}
+
 	sq := get("MEDIMINT_STUDY_QUIET")
 	if d, err := time.ParseDuration(sq); err != nil || d < time.Second || d > 24*time.Hour {
 		bad("MEDIMINT_STUDY_QUIET", sq, "want a duration from 1s to 24h, e.g. 60s")
@@ -400,5 +426,6 @@ func (c Config) LogValue() slog.Value {
 		slog.String("public_url", c.PublicURL),
 		slog.Any("cors_origins", c.CORSOrigins),
 		slog.Bool("admin_key", c.AdminKey != ""),
+		slog.String("smtp", c.SMTP.Addr),
 	)
 }
