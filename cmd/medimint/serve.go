@@ -83,7 +83,8 @@ func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		return 1
 	}
 	api, err := portalapi.New(portalapi.Config{Auth: sec.auth, Pool: pool, Network: netw, Custodian: cust,
-		DICOMwebBase: cfg.DICOMwebBase, Origins: cfg.CORSOrigins, InsecureCookies: !strings.HasPrefix(cfg.PublicURL, "https://"), Logger: log})
+		DICOMwebBase: cfg.DICOMwebBase, Origins: cfg.CORSOrigins, InsecureCookies: !strings.HasPrefix(cfg.PublicURL, "https://"), Logger: log,
+		Passkeys: portalPasskeys(cfg, sec.auth, log)})
 	if err != nil {
 		log.Error("portal API", "err", err)
 		sec.close()
@@ -97,6 +98,7 @@ func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 			log.Error("portal notifications", "err", err)
 		}
 	})
+	bg.Go(func() { runNotifier(ctx, cfg, pool, log) })
 	bg.Go(func() {
 		runChain(ctx, cfg, pool, cust, netw, log, func(d *chain.Deployment) {
 			api.SetSponsor(d.Sponsor)
