@@ -68,7 +68,17 @@ func startBinary(t *testing.T, bin string, env []string) *server {
 func (s *server) kill() {
 	s.once.Do(func() {
 		s.cmd.Process.Kill() // SIGKILL: no shutdown code runs
-		s.cmd.Wait()
+		done := make(chan struct{})
+		go func() { s.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Minute):
+			// A SIGKILLed process that does not exit is stuck in the kernel
+			// (seen once when another job flooded the disk with writeback):
+			// say so instead of hanging until the test binary's timeout.
+			stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+			panic(fmt.Sprintf("serve (pid %d) still running 2 minutes after SIGKILL: %s", s.cmd.Process.Pid, stat))
+		}
 	})
 }
 
