@@ -17,7 +17,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: help portal build run test lint bench fuzz conformance clean
+.PHONY: help portal build run test lint bench bench-go fuzz conformance clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -51,18 +51,26 @@ lint: $(STATICCHECK) ## gofmt, go vet and staticcheck
 $(STATICCHECK):
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-bench: ## run the Go benchmarks
+bench: ## Medimint vs Orthanc and storescp on one corpus, plus the Go benchmarks -> bench/results/DATE.{md,png}
+	scripts/bench-system.sh
+
+bench-go: ## only the Go benchmarks
 	pg="$${MEDIMINT_TEST_PG:-$$(scripts/ensure-postgres.sh)}"; \
 	MEDIMINT_TEST_PG="$$pg" $(GO) test -run='^$$' -bench=. -benchmem ./...
 
 fuzz: ## run each Fuzz target for FUZZTIME (default 30s)
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
-conformance: ## run the conformance suite (build tag conformance)
-	if [ -d conformance ]; then \
-		pg="$${MEDIMINT_TEST_PG:-$$(scripts/ensure-postgres.sh)}"; \
-		MEDIMINT_REQUIRE_TOOLS=1 MEDIMINT_TEST_PG="$$pg" $(GO) test -count=1 -tags conformance ./conformance/...; \
-	else echo "no conformance suite yet"; fi
+# Slower than `make test`: builds Kubo (~5 min once), runs Orthanc, and pins
+# a 7.9 GB DAG. Ends with the suite's "N passed, N failed" line.
+conformance: ## conformance suite against real peers (dcmtk, Orthanc, Kubo, dicomweb-client)
+	scripts/test-deps.sh
+	scripts/conformance-deps.sh
+	scripts/conformance-kubo.sh
+	$(MAKE) portal
+	pg="$${MEDIMINT_TEST_PG:-$$(scripts/ensure-postgres.sh)}"; \
+	MEDIMINT_REQUIRE_TOOLS=1 MEDIMINT_TEST_PG="$$pg" $(GO) test -count=1 -timeout 30m -tags conformance ./mint/pinning/; \
+	MEDIMINT_REQUIRE_TOOLS=1 MEDIMINT_TEST_PG="$$pg" $(GO) test -count=1 -v -timeout 30m -tags conformance ./conformance/...
 
 clean: ## remove build outputs (keeps ./var, the local database and keys)
 	rm -rf bin
