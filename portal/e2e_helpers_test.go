@@ -1,14 +1,256 @@
 package portal_test
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
 
-	"github.com/stellar/go-stellar-sdk/keypair"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/medimint/medimint/dicom"
 )
 
-type keypairFull = keypair.Full
+// need skips (or, with MEDIMINT_REQUIRE_TOOLS, fails) when a tool is
+// missing.
+func need(t *testing.T, ok bool, what string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv("MEDIMINT_REQUIRE_TOOLS") != "" {
+		t.Fatalf("%s (MEDIMINT_REQUIRE_TOOLS is set)", what)
+	}
+	t.Skip(what)
+}
 
-func ed25519Key() (ed25519.PublicKey, ed25519.PrivateKey, error) {
-	return ed25519.GenerateKey(rand.Reader)
+// server is `medimint serve` running as a process, with its log.
+type server struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	log  []string
+	exit chan struct{}
+}
+
+// startServer builds cmd/medimint (the portal embedded, as this test's
+// own build sees it) and starts `medimint serve` with env added. The
+// process is killed when the test ends, whatever happens.
+func startServer(t *testing.T, env ...string) *server {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "medimint")
+	build := exec.Command("go", "build", "-o", bin, "../cmd/medimint")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		t.Fatalf("go build ../cmd/medimint: %v", err)
+	}
+	s := &server{cmd: exec.Command(bin, "serve"), exit: make(chan struct{})}
+	s.cmd.Env = append(os.Environ(), env...)
+	stderr, err := s.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.cmd.Process.Kill()
+		<-s.exit
+		_ = s.cmd.Wait()
+	})
+	go func() {
+		defer close(s.exit)
+		lines := bufio.NewScanner(stderr)
+		lines.Buffer(nil, 1<<20)
+		for lines.Scan() {
+			s.mu.Lock()
+			s.log = append(s.log, lines.Text())
+			s.mu.Unlock()
+		}
+	}()
+	return s
+}
+
+// waitLog waits, until ctx ends, for a log line matching re and returns
+// its submatches.
+func (s *server) waitLog(ctx context.Context, t *testing.T, re *regexp.Regexp) []string {
+	t.Helper()
+	for {
+		s.mu.Lock()
+		for _, l := range s.log {
+			if m := re.FindStringSubmatch(l); m != nil {
+				s.mu.Unlock()
+				return m
+			}
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.exit:
+			t.Fatalf("serve exited before logging %s:\n%s", re, s.logText())
+		case <-ctx.Done():
+			t.Fatalf("serve did not log %s: %v\n%s", re, ctx.Err(), s.logText())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (s *server) logText() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.log, "\n")
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (s *server) stop(t *testing.T) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.exit:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not stop within 30s of SIGTERM:\n%s", s.logText())
+	}
+	if err := s.cmd.Wait(); err != nil {
+		t.Errorf("serve after SIGTERM: %v\n%s", err, s.logText())
+	}
+}
+
+// poll runs fn every 100ms until it reports done or ctx ends.
+func poll(ctx context.Context, t *testing.T, what string, fn func() (bool, error)) {
+	t.Helper()
+	for {
+		ok, err := fn()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if ok {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: %v", what, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func ignoreNoRows(err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	return err
+}
+
+// freePort finds a loopback port nobody listens on. Passkeys need the
+// server's URL (its Relying Party ID) before it starts, so the port is
+// chosen here rather than by serve.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+// wadoInstance retrieves a study over WADO-RS with bearer and returns
+// the status and, on 200, the first instance's bytes (else the body).
+func wadoInstance(ctx context.Context, t *testing.T, url, bearer string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	req.Header.Set("Accept", `multipart/related; type="application/dicom"; transfer-syntax=*`)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	_, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := multipart.NewReader(resp.Body, params["boundary"]).NextPart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := io.ReadAll(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, inst
+}
+
+// dataSet is a Part-10 file's or a data set's bytes after the File Meta
+// Information: what DIMSE carries and must come back unchanged.
+func dataSet(t *testing.T, b []byte) []byte {
+	t.Helper()
+	f, err := dicom.ParseBytes(b, dicom.ReadOptions{SkipBulk: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b[f.DatasetOffset:]
+}
+
+// captureStore runs push against a bit-preserving dcmtk storescp and
+// returns the file it wrote: the data set exactly as storescu sent it
+// (dcmtk re-encodes group lengths and padding on the way).
+func captureStore(ctx context.Context, t *testing.T, push func(host, port, calledAE string)) []byte {
+	t.Helper()
+	port := freePort(t)
+	dir := t.TempDir()
+	scp := exec.Command("storescp", "--bit-preserving", "-aet", "CAPTURE", "-od", dir, port)
+	if err := scp.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = scp.Process.Kill()
+		_ = scp.Wait()
+	}()
+	poll(ctx, t, "storescp listening", func() (bool, error) {
+		c, err := net.Dial("tcp", "127.0.0.1:"+port)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil, nil
+	})
+	push("127.0.0.1", port, "CAPTURE")
+	files, err := os.ReadDir(dir)
+	if err != nil || len(files) != 1 {
+		t.Fatalf("storescp captured %d files (%v)", len(files), err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, files[0].Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// equalDataSets reports whether two Part-10 files or data sets carry the
+// same data set bytes.
+func equalDataSets(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	return bytes.Equal(dataSet(t, a), dataSet(t, b))
 }

@@ -1,14 +1,21 @@
 // End-to-end test of the portal in Chromium (playwright-core driving
 // Debian's /usr/bin/chromium). Started by portal/e2e_test.go, which runs
-// the gateway with the portal API on a devnet and Postgres and passes
-// BASE_URL, STUDY_UID, PATIENT_EMAIL, CLINICIAN_EMAIL and PASSWORD.
+// the real `medimint serve` (devnet, Postgres, a study pushed by storescu
+// and minted) and passes BASE_URL, STUDY_UID, PATIENT_EMAIL,
+// CLINICIAN_EMAIL, PASSWORD, ADMIN_EMAIL, ADMIN_PASSWORD and
+// ACCESS_COOKIE (the session cookie holding the access token).
 //
-// Flow: the patient signs in and sees their study and its frame, shares
-// it with the clinician (the transaction described in plain words before
-// signing), the clinician sees it, the patient revokes, the clinician is
-// refused. The patient also adds a passkey in their profile (a CDP
-// virtual authenticator: CTAP2, internal, resident keys, user verified),
-// signs out and signs in with it, and finds the new-study notification.
+// Flow: the issuer admin sees the study in the ingest table; the patient
+// signs in, sees their study with its thumbnail and frame, shares it with
+// the clinician (another organisation; the transaction described in plain
+// words before signing); the patient adds a passkey in their profile (a
+// CDP virtual authenticator: CTAP2, internal, resident keys, user
+// verified), signs out and in with it, and finds the new-study
+// notification; the clinician signs in and opens the study (its frame
+// from DICOMweb); the patient revokes; the clinician's view fails.
+// At two checkpoints ("granted", "revoked") it prints "@@<step> <the
+// clinician's access token>" and waits for the Go test's "ok" on stdin:
+// the test checks WADO-RS over HTTP with that token.
 // axe-core must find no violations on any page; screenshots at 390 and
 // 1280 px wide go to e2e/artifacts/.
 import { chromium } from 'playwright-core'
@@ -16,15 +23,28 @@ import { mkdirSync } from 'node:fs'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
+import { createInterface } from 'node:readline'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const artifacts = join(here, 'artifacts')
 mkdirSync(artifacts, { recursive: true })
 const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js')
 
-const { BASE_URL, STUDY_UID, PATIENT_EMAIL, CLINICIAN_EMAIL, PASSWORD } = process.env
-for (const [k, v] of Object.entries({ BASE_URL, STUDY_UID, PATIENT_EMAIL, CLINICIAN_EMAIL, PASSWORD })) {
-  if (!v) throw new Error(`${k} is not set`)
+const env = process.env
+const { BASE_URL, STUDY_UID, PATIENT_EMAIL, CLINICIAN_EMAIL, PASSWORD, ADMIN_EMAIL, ADMIN_PASSWORD, ACCESS_COOKIE } = env
+for (const k of ['BASE_URL', 'STUDY_UID', 'PATIENT_EMAIL', 'CLINICIAN_EMAIL', 'PASSWORD', 'ADMIN_EMAIL', 'ADMIN_PASSWORD', 'ACCESS_COOKIE']) {
+  if (!env[k]) throw new Error(`${k} is not set`)
+}
+
+// checkpoint hands the Go test a step and the clinician's access token
+// and waits for its verdict on stdin.
+const stdin = createInterface({ input: process.stdin })[Symbol.asyncIterator]()
+async function checkpoint(step, ctx) {
+  const token = (await ctx.cookies(BASE_URL)).find((c) => c.name === ACCESS_COOKIE)?.value
+  check(!!token, `the clinician's session holds an access token (${step})`)
+  console.log(`@@${step} ${token}`)
+  const { value, done } = await stdin.next()
+  check(!done && value === 'ok', `Go test's HTTP check at ${step}: ${done ? 'no answer' : value}`)
 }
 
 let failures = 0
@@ -60,14 +80,14 @@ async function shots(page, name) {
   await page.setViewportSize({ width: 1280, height: 900 })
 }
 
-async function session(email) {
+async function session(email, password = PASSWORD) {
   // bypassCSP lets axe be injected; the app itself runs under the CSP.
   const ctx = await browser.newContext({ bypassCSP: true, viewport: { width: 1280, height: 900 } })
   const page = await ctx.newPage()
   page.on('pageerror', (e) => check(false, `no page error: ${e.message}`))
   await page.goto(BASE_URL + '/')
   await page.getByLabel('E-mail address').fill(email)
-  await page.getByLabel('Password').fill(PASSWORD)
+  await page.getByLabel('Password').fill(password)
   await page.getByRole('button', { name: 'Sign in', exact: true }).click()
   await page.getByRole('heading', { level: 1 }).filter({ hasNotText: 'Sign in' }).waitFor()
   return { ctx, page }
@@ -115,12 +135,28 @@ try {
     await ctx.close()
   }
 
+  // The issuer admin (printed by the first start) sees the ingest.
+  let { ctx, page } = await session(ADMIN_EMAIL, ADMIN_PASSWORD)
+  await page.getByRole('navigation').getByRole('link', { name: 'Organisation' }).click()
+  await page.getByRole('heading', { name: 'Organisation', level: 1 }).waitFor()
+  await page.getByRole('cell', { name: 'CT' }).first().waitFor()
+  check(true, 'admin sees the pushed CT study in the ingest table')
+  await axe(page, 'organisation')
+  await shots(page, 'organisation')
+  await ctx.close()
+
   // The patient sees the study, with its frame.
-  let { ctx, page } = await session(PATIENT_EMAIL)
+  ;({ ctx, page } = await session(PATIENT_EMAIL))
   await page.getByRole('heading', { name: 'My studies' }).waitFor()
   const card = page.locator('.study').first()
   await card.waitFor()
   check((await card.textContent()).includes('On the network'), 'study listed as on the network')
+  const thumb = card.locator('img')
+  await thumb.waitFor()
+  check((await thumb.getAttribute('src')).includes('/dicom-web/studies/' + STUDY_UID + '/'), 'thumbnail is the study\'s WADO-RS /rendered frame')
+  check((await thumb.getAttribute('src')).endsWith('/rendered'), 'thumbnail from /rendered')
+  await page.waitForFunction(() => { const i = document.querySelector('.study img'); return i && i.complete }, null, { timeout: 20000 })
+  check(await thumb.evaluate((i) => i.naturalWidth > 0), 'thumbnail loaded')
   await axe(page, 'my studies')
   await shots(page, 'studies')
   await card.getByRole('heading').getByRole('link').click()
@@ -183,20 +219,27 @@ try {
   }
   await ctx.close()
 
-  // The clinician sees it.
+  // The clinician, of another organisation, signs in and opens it: the
+  // frame comes from DICOMweb with their session.
   ;({ ctx, page } = await session(CLINICIAN_EMAIL))
-  await page.getByRole('link', { name: 'Shared with me' }).click()
+  const dicomweb = []
+  page.on('response', (r) => { if (r.url().includes('/dicom-web/')) dicomweb.push([r.url(), r.status()]) })
+  await page.getByRole('navigation').getByRole('link', { name: 'Shared with me' }).click()
   await page.getByRole('heading', { name: 'Shared with me' }).waitFor()
+  await reloadUntil(page, () => page.locator('.card').first().isVisible(), 'shared study shows up for the clinician')
   const shared = page.locator('.card').first()
-  await shared.waitFor()
   await axe(page, 'shared with me')
   await shots(page, 'shared')
   await shared.getByRole('heading').getByRole('link').click()
   await page.locator('img.frame').waitFor()
-  await page.waitForFunction(() => { const i = document.querySelector('img.frame'); return i && i.complete })
+  await page.waitForFunction(() => { const i = document.querySelector('img.frame'); return i && i.complete }, null, { timeout: 20000 })
   check(await page.locator('img.frame').evaluate((i) => i.naturalWidth > 0), 'clinician sees the frame')
+  const frameURL = await page.locator('img.frame').evaluate((i) => i.src)
+  check(dicomweb.some(([u, st]) => u === frameURL && st === 200), `the frame came from DICOMweb (200): ${frameURL}`)
   await axe(page, 'shared study')
-  await ctx.close()
+  await shots(page, 'shared-study')
+  await checkpoint('granted', ctx)
+  const clinician = { ctx, page, frameURL }
 
   // The patient revokes.
   ;({ ctx, page } = await session(PATIENT_EMAIL))
@@ -206,18 +249,23 @@ try {
   await reloadUntil(page, () => page.getByText('Only you.').isVisible(), 'revocation shows up')
   await ctx.close()
 
-  // The clinician is refused.
-  ;({ ctx, page } = await session(CLINICIAN_EMAIL))
+  // The clinician's view fails, in the page and for the frame itself.
+  ;({ ctx, page } = clinician)
   await page.goto(BASE_URL + '/shared/' + STUDY_UID)
   await page.getByRole('heading', { level: 1 }).waitFor()
+  await reloadUntil(page, async () => (await page.getByRole('heading', { level: 1 }).textContent()) === 'Access denied',
+    'clinician denied after revocation')
   check((await page.getByRole('heading', { level: 1 }).textContent()) === 'Access denied', 'clinician denied after revocation')
+  check((await page.request.get(clinician.frameURL)).status() === 404, 'the frame URL answers 404 to the clinician now')
   await axe(page, 'access denied')
   await shots(page, 'denied')
+  await checkpoint('revoked', ctx)
   await ctx.close()
 } catch (e) {
   check(false, `flow completed: ${e.stack || e}`)
 } finally {
   await browser.close()
+  stdin.return?.()
 }
 console.log(`${passes} passed, ${failures} failed`)
 process.exit(failures ? 1 : 0)
