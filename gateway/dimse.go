@@ -49,7 +49,12 @@ func (d *DIMSE) subject(callingAE, org string) access.Subject {
 // Store stores for the caller's organisation.
 func (d *DIMSE) Store(ctx context.Context, req dimse.StoreRequest, data io.Reader) dimse.Status {
 	req.Organisation = d.org(req.Organisation)
-	return d.inner.Store(ctx, req, data)
+	st := d.inner.Store(ctx, req, data)
+	if st.Code == mint.StatusNotAuthorized && d.access != nil {
+		d.access.Record(ctx, d.subject(req.CallingAE, req.Organisation), "store", false, req.SOPInstanceUID,
+			"the study belongs to another organisation")
+	}
+	return st
 }
 
 // Find answers C-FIND with the studies the caller may find.

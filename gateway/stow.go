@@ -8,10 +8,12 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/medimint/medimint/auth"
 	"github.com/medimint/medimint/dicom"
 	"github.com/medimint/medimint/dicom/tag"
 	"github.com/medimint/medimint/mint"
@@ -293,6 +295,7 @@ func (s *Server) storePart(ctx context.Context, src mint.Source, contentType str
 	if err != nil {
 		res.reason = mint.FailureReason(err)
 		res.detail = err.Error()
+		s.notAuthorized(ctx, src, &res)
 		if res.reason == statusOutOfResources {
 			s.log.Warn("stow: store failed", "sop", res.sopInstance, "err", err)
 		}
@@ -300,6 +303,20 @@ func (s *Server) storePart(ctx context.Context, src mint.Source, contentType str
 	}
 	res.study, res.series = st.StudyInstanceUID, st.SeriesInstanceUID
 	return res
+}
+
+// notAuthorized words and audits a store refused because the study
+// belongs to another organisation (mint.StatusNotAuthorized); the
+// database's message is not for clients.
+func (s *Server) notAuthorized(ctx context.Context, src mint.Source, res *stowResult) {
+	if res.reason != mint.StatusNotAuthorized {
+		return
+	}
+	res.detail = "Study " + res.study + " belongs to another organisation; " + src.OrgID + " may not add instances to it"
+	if s.gated() {
+		sub, _ := auth.SubjectFrom(ctx)
+		s.deps.Access.Record(ctx, accessSubject(sub, ""), "store", false, res.study, "the study belongs to another organisation")
+	}
 }
 
 // checkUIDs validates the identifying UIDs of an instance and, for
@@ -338,7 +355,11 @@ func (s *Server) storeResponse(c *fiber.Ctx, target string, results []stowResult
 	notDICOM := 0
 	studies := map[string]bool{}
 	var details []string
+	var refused string // the detail of a store refused as not authorised
 	for _, r := range results {
+		if r.reason == mint.StatusNotAuthorized && refused == "" {
+			refused = r.detail
+		}
 		item := &dicom.Dataset{}
 		item.Set(dicom.NewStrings(tag.ReferencedSOPClassUID, dicom.UI, r.sopClass))
 		item.Set(dicom.NewStrings(tag.ReferencedSOPInstanceUID, dicom.UI, r.sopInstance))
@@ -392,5 +413,10 @@ func (s *Server) storeResponse(c *fiber.Ctx, target string, results []stowResult
 		return fmt.Errorf("gateway: encode store response: %w", err)
 	}
 	c.Set(fiber.HeaderContentType, mediaDICOMJSON)
+	if refused != "" {
+		// The Store Instances Response has no field for words; PS3.18
+		// 8.3.5.1 carries them in a Warning header (code 299).
+		c.Set("Warning", "299 "+c.Hostname()+": "+strconv.Quote(refused))
+	}
 	return c.Status(status).Send(js)
 }

@@ -153,6 +153,7 @@ func (s *Server) storeJSONInstance(c *fiber.Ctx, src mint.Source, ds *dicom.Data
 	}
 	if err != nil {
 		res.reason, res.detail = mint.FailureReason(err), err.Error()
+		s.notAuthorized(c.UserContext(), src, &res)
 		return res
 	}
 	res.study, res.series = st.StudyInstanceUID, st.SeriesInstanceUID

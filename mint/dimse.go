@@ -38,8 +38,11 @@ func (d DIMSE) Store(ctx context.Context, req dimse.StoreRequest, data io.Reader
 	d.P.log.WarnContext(ctx, "mint: C-STORE failed", slog.String("calling_ae", req.CallingAE),
 		slog.String("sop_instance", req.SOPInstanceUID), slog.String("status", fmt.Sprintf("%04X", st)), slog.Any("err", err))
 	comment := err.Error()
-	if st == StatusOutOfResources {
+	switch st {
+	case StatusOutOfResources:
 		comment = "storage unavailable" // internal detail stays in our log
+	case StatusNotAuthorized:
+		comment = "study belongs to another organisation"
 	}
 	if len(comment) > 64 {
 		comment = comment[:64] // LO

@@ -3,6 +3,8 @@ package mint
 import (
 	"errors"
 	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Status codes shared by C-STORE responses (PS3.4 B.2.3) and STOW-RS
@@ -13,6 +15,9 @@ const (
 	StatusOutOfResources   uint16 = 0xA700 // Refused: Out of Resources
 	StatusDataSetMismatch  uint16 = 0xA900 // Error: Data Set does not match SOP Class
 	StatusCannotUnderstand uint16 = 0xC000 // Error: Cannot understand
+	// StatusNotAuthorized is PS3.7 C.5's general "Refused: Not
+	// authorized": the caller's organisation may not add to the study.
+	StatusNotAuthorized uint16 = 0x0124
 )
 
 var (
@@ -32,7 +37,25 @@ var (
 	ErrHeaderTooLarge = errors.New("mint: header too large")
 	// ErrNotFound reports an instance that is not stored.
 	ErrNotFound = errors.New("mint: not found")
+	// ErrOtherOrganisation reports an instance stored into a study that
+	// another organisation stored first. The database refuses it
+	// (migration 0205, SQLSTATE MM403) in the transaction that files the
+	// instance; use NotAuthorized to recognise it.
+	ErrOtherOrganisation = errors.New("mint: the study belongs to another organisation")
 )
+
+// sqlStateOtherOrg is raised by the instances_same_org trigger.
+const sqlStateOtherOrg = "MM403"
+
+// NotAuthorized reports whether a store failed because the study belongs
+// to another organisation.
+func NotAuthorized(err error) bool {
+	if errors.Is(err, ErrOtherOrganisation) {
+		return true
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == sqlStateOtherOrg
+}
 
 // Status returns the C-STORE status for the outcome of a store: success
 // for nil, a failure code by cause otherwise. Errors that are not the
@@ -48,6 +71,8 @@ func Status(err error) uint16 {
 		return StatusDataSetMismatch
 	case errors.Is(err, ErrNotDICOM), errors.Is(err, ErrMissingUID):
 		return StatusCannotUnderstand
+	case NotAuthorized(err):
+		return StatusNotAuthorized
 	}
 	return StatusOutOfResources
 }
