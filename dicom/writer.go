@@ -86,6 +86,15 @@ func (f *File) Write(w io.Writer, opts WriteOptions) error {
 	if ts.Order == nil {
 		ts.Order = le
 	}
+	if err := f.writeMeta(w, ts); err != nil {
+		return err
+	}
+	return WriteDataset(w, &f.Dataset, ts, opts)
+}
+
+// writeMeta writes the preamble, "DICM" and the File Meta Information
+// announcing ts.
+func (f *File) writeMeta(w io.Writer, ts TransferSyntax) error {
 	meta := f.completeMeta(ts.UID)
 	bw := bufio.NewWriterSize(w, 4<<10)
 	pre := f.Preamble
@@ -94,14 +103,14 @@ func (f *File) Write(w io.Writer, opts WriteOptions) error {
 	}
 	bw.Write(pre)
 	bw.WriteString(magic)
-	c := &encoder{w: bw, opts: opts}
+	c := &encoder{w: bw}
 	if err := c.dataset(&meta); err != nil {
 		return err
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("dicom: writing file meta: %w", err)
 	}
-	return WriteDataset(w, &f.Dataset, ts, opts)
+	return nil
 }
 
 // completeMeta returns the meta group to write: f.Meta with its group

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -34,6 +33,7 @@ func (s *Server) retrieve(level index.Level) fiber.Handler {
 		if err != nil {
 			return err
 		}
+		setInstances(c, len(refs))
 		accept := parseAccept(c.Get(fiber.HeaderAccept))
 		choice, ok := multipartChoice(accept, mediaDICOM)
 		if !ok {
@@ -178,50 +178,23 @@ func (s *Server) writeInstance(ctx context.Context, w io.Writer, r index.Instanc
 }
 
 // transcode rewrites instance r, stored in an uncompressed transfer
-// syntax, in another one. The header is parsed from the decrypted object
-// with bulk values skipped (seeked past: never read); bulk values are then
-// copied from their offsets, byte-swapped when the byte order changes, so
-// that only the header is ever held in memory. A deflated source has no
-// usable offsets and is parsed whole (one instance).
+// syntax, in another one, streaming from the decrypted object through
+// dicom.TranscodeFile (only one element at a time is held in memory).
 func (s *Server) transcode(ctx context.Context, w io.Writer, r index.InstanceRef, ts string) error {
 	src, ok1 := dicom.LookupTransferSyntax(r.TransferSyntaxUID)
 	dst, ok2 := dicom.LookupTransferSyntax(ts)
-	if !ok1 || !ok2 || src.Encapsulated || dst.Encapsulated {
+	if !ok1 || !ok2 || !dicom.CanTranscode(src, dst) {
 		return fmt.Errorf("gateway: cannot transcode %s from %s to %s", r.SOPInstanceUID, r.TransferSyntaxUID, ts)
 	}
-	if src.Deflated {
-		rc, err := s.pipe.OpenRef(ctx, r)
-		if err != nil {
-			return err
-		}
-		defer rc.Close()
-		f, err := dicom.Parse(rc, dicom.ReadOptions{})
-		if err != nil {
-			return fmt.Errorf("gateway: transcode %s: %w", r.SOPInstanceUID, err)
-		}
-		f.TransferSyntax = dst
-		return f.Write(w, dicom.WriteOptions{})
-	}
-	ra, err := s.pipe.ReaderAt(ctx, r)
+	rc, err := s.pipe.OpenRef(ctx, r)
 	if err != nil {
 		return err
 	}
-	f, err := dicom.Parse(io.NewSectionReader(ra, 0, ra.Size()), dicom.ReadOptions{SkipBulk: true})
-	if err != nil {
+	defer rc.Close()
+	if err := dicom.TranscodeFile(w, rc, dst); err != nil {
 		return fmt.Errorf("gateway: transcode %s: %w", r.SOPInstanceUID, err)
 	}
-	f.TransferSyntax = dst
-	big := src.Order == binary.BigEndian
-	return f.Write(w, dicom.WriteOptions{Bulk: func(e *dicom.Element) (io.Reader, error) {
-		if e.Bulk == nil {
-			return nil, fmt.Errorf("element %s has no bulk location", e.Tag)
-		}
-		var rd io.Reader = io.NewSectionReader(ra, e.Bulk.Offset, e.Bulk.Length)
-		if big && e.VR != dicom.UN && e.VR.WordSize() > 1 {
-			rd = newSwapReader(rd, e.VR.WordSize())
-		}
-		return rd, nil
-	}})
+	return nil
 }
 
 // swapReader reverses the bytes of each size-byte word read through it
@@ -296,6 +269,7 @@ func (s *Server) metadata(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	setInstances(c, len(refs))
 	base := s.baseURL(c)
 	parts := make([][]byte, 0, 2*len(refs)+1)
 	parts = append(parts, []byte(base))
