@@ -61,3 +61,39 @@ func (a *Authorizer) Record(ctx context.Context, sub Subject, action string, all
 		a.log.ErrorContext(ctx, "access: decision not audited", slog.Any("err", err))
 	}
 }
+
+// Retrieval is what one retrieval actually served: the DICOMweb or DIMSE
+// service, the level asked for, what was sent, and how much. It names no
+// patient: the audit row's resource is the study's token or UID.
+type Retrieval struct {
+	Service   string // "wado-rs", "c-move", "c-get"
+	Level     string // "study", "series", "instance"
+	What      string // "instances", "metadata", "frames", "bulkdata", "rendered", "thumbnail"
+	Instances int
+	Bytes     int64 // bytes of the response body produced; 0 when unknown (DIMSE)
+	Complete  bool  // false when the response was cut short
+}
+
+// Retrieved appends one audit row for a retrieval that was served after
+// an allowed decision, through the batching auditor.
+func (a *Authorizer) Retrieved(ctx context.Context, sub Subject, res Resource, r Retrieval) {
+	if a.cfg.Audit == nil {
+		return
+	}
+	resource := res.String()
+	a.mu.RLock()
+	if t := a.byHash[res.StudyHash]; res.StudyHash != "" && t != nil {
+		resource = t.tok.String()
+	}
+	a.mu.RUnlock()
+	outcome := OutcomeSuccess
+	if !r.Complete {
+		outcome = OutcomeFailure
+	}
+	e := Entry{Category: CategoryRetrieval, Action: r.Service + ":" + r.What, Outcome: outcome, Actor: sub.actor(), Roles: sub.roles(),
+		OrgID: sub.OrgID, Resource: resource, Reason: sub.Reason,
+		Detail: mustJSON(map[string]any{"level": r.Level, "instances": r.Instances, "bytes": r.Bytes, "complete": r.Complete})}
+	if err := a.cfg.Audit.Log(ctx, e); err != nil {
+		a.log.ErrorContext(ctx, "access: retrieval not audited", slog.Any("err", err))
+	}
+}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"io"
+	"sync"
 
 	"github.com/medimint/medimint/access"
 	"github.com/medimint/medimint/dicom"
@@ -113,8 +114,53 @@ func (d *DIMSE) Retrieve(ctx context.Context, req dimse.RetrieveRequest) ([]dims
 			allowed[study] = ok
 		}
 		if ok {
+			in.Open = d.audited(sub, req, study, in.Open)
 			out = append(out, in)
 		}
 	}
 	return out, st
+}
+
+// audited wraps a sub-operation's Open so that each C-STORE of a C-MOVE
+// or C-GET appends one audit row of what it sent, when its data set is
+// closed (complete if it was read to the end).
+func (d *DIMSE) audited(sub access.Subject, req dimse.RetrieveRequest, study string,
+	open func(context.Context) (io.ReadCloser, error)) func(context.Context) (io.ReadCloser, error) {
+	service := "c-get"
+	if req.MoveDestination != "" {
+		service = "c-move"
+	}
+	return func(ctx context.Context) (io.ReadCloser, error) {
+		rc, err := open(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &subOperation{ReadCloser: rc, done: func(n int64, complete bool) {
+			d.access.Retrieved(context.WithoutCancel(ctx), sub, access.Resource{StudyInstanceUID: study}, access.Retrieval{
+				Service: service, Level: "instance", What: "instances", Instances: 1, Bytes: n, Complete: complete})
+		}}, nil
+	}
+}
+
+// subOperation counts a sub-operation's data set and reports it once.
+type subOperation struct {
+	io.ReadCloser
+	n    int64
+	eof  bool
+	once sync.Once
+	done func(n int64, complete bool)
+}
+
+func (s *subOperation) Read(p []byte) (int, error) {
+	n, err := s.ReadCloser.Read(p)
+	s.n += int64(n)
+	if err == io.EOF {
+		s.eof = true
+	}
+	return n, err
+}
+
+func (s *subOperation) Close() error {
+	s.once.Do(func() { s.done(s.n, s.eof) })
+	return s.ReadCloser.Close()
 }

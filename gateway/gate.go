@@ -99,6 +99,9 @@ func (s *Server) may(act access.Action, level index.Level) fiber.Handler {
 		if d.BreakGlass {
 			c.Set("Warning", `299 medimint: "break-glass access: recorded and the patient notified"`)
 		}
+		if act == access.Retrieve || act == access.MetadataOnly {
+			return s.auditServed(c, as, act, t.study, level)
+		}
 		return c.Next()
 	}
 }

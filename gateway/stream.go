@@ -41,13 +41,21 @@ func (s *Server) streamBodySized(c *fiber.Ctx, size int64, produce func(ctx cont
 	path := c.Path()
 	ctx, cancel := context.WithCancel(context.Background())
 	p := newBufPipe(streamBufSize, cancel)
+	sv := servingOf(c)
+	if sv != nil {
+		sv.streamed = true
+	}
 	go func() {
 		defer cancel()
-		err := produce(ctx, p)
+		cw := &countingWriter{w: p}
+		err := produce(ctx, cw)
 		if err != nil && !errors.Is(err, io.ErrClosedPipe) && ctx.Err() == nil {
 			s.log.Warn("http response cut short", "request_id", id, "path", path, "err", err)
 		}
 		p.closeWrite(err)
+		if sv != nil {
+			sv.done(cw.n.Load(), err == nil)
+		}
 	}()
 	c.Response().SetBodyStream(p, int(size))
 }
@@ -308,7 +316,13 @@ func sendRanged(c *fiber.Ctx, contentType string, size int64, open func(off, n i
 	if err != nil {
 		return err
 	}
-	c.Response().SetBodyStream(readerBody{io.LimitReader(r, n), closer}, int(n))
+	body := readerBody{io.LimitReader(r, n), closer}
+	if sv := servingOf(c); sv != nil {
+		sv.streamed = true
+		c.Response().SetBodyStream(&auditedBody{readerBody: body, sv: sv, want: n}, int(n))
+		return nil
+	}
+	c.Response().SetBodyStream(body, int(n))
 	return nil
 }
 
