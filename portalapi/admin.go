@@ -1,6 +1,7 @@
 package portalapi
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -142,6 +143,11 @@ func (a *API) staff(c *fiber.Ctx) error {
 type inviteIn struct {
 	Email string    `json:"email"`
 	Role  auth.Role `json:"role"`
+	// PatientRef invites a patient: the study's patient reference (as
+	// study_bundles and patient_accounts hold it) of one of the
+	// organisation's patients; the invitee signs in as that patient's
+	// custodial account.
+	PatientRef string `json:"patient_ref,omitempty"`
 }
 
 // InvitationOut carries the invitation token to hand to the invitee (no
@@ -159,7 +165,23 @@ func (a *API) invite(c *fiber.Ctx) error {
 		return fiber.NewError(http.StatusBadRequest, "unknown role")
 	}
 	sub := subject(c)
-	tok, err := a.auth.Invite(c.UserContext(), auth.Invitation{OrgID: sub.OrgID, Role: in.Role, Email: in.Email, InvitedBy: sub.UserID})
+	inv := auth.Invitation{OrgID: sub.OrgID, Role: in.Role, Email: in.Email, InvitedBy: sub.UserID}
+	if in.PatientRef != "" {
+		if in.Role != auth.RolePatient {
+			return fiber.NewError(http.StatusBadRequest, "a patient_ref invites role patient")
+		}
+		// Only a patient this organisation issued for: another
+		// organisation's patient is as unknown as a made-up reference.
+		err := a.pool.QueryRow(c.UserContext(), `SELECT address, hd_index FROM patient_accounts WHERE org_id = $1 AND patient_ref = $2`,
+			sub.OrgID, in.PatientRef).Scan(&inv.Account, &inv.HDIndex)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fiber.NewError(http.StatusNotFound, "no patient of this organisation has that reference")
+		}
+		if err != nil {
+			return a.problem(c, err)
+		}
+	}
+	tok, err := a.auth.Invite(c.UserContext(), inv)
 	if err != nil {
 		return fiber.NewError(http.StatusBadRequest, err.Error())
 	}
