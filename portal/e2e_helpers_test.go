@@ -16,7 +16,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -111,22 +110,6 @@ func (s *server) logText() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return strings.Join(s.log, "\n")
-}
-
-// stop sends SIGTERM and waits for a clean exit.
-func (s *server) stop(t *testing.T) {
-	t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-s.exit:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not stop within 30s of SIGTERM:\n%s", s.logText())
-	}
-	if err := s.cmd.Wait(); err != nil {
-		t.Errorf("serve after SIGTERM: %v\n%s", err, s.logText())
-	}
 }
 
 // poll runs fn every 100ms until it reports done or ctx ends.
