@@ -2,7 +2,6 @@ package dicom
 
 import (
 	"bufio"
-	"compress/flate"
 	"errors"
 	"fmt"
 	"io"
@@ -44,12 +43,9 @@ func Transcode(w io.Writer, r io.Reader, from, to TransferSyntax) error {
 	if from.Deflated {
 		d.inflate()
 	}
-	var fw *flate.Writer
+	var fw *deflater
 	if to.Deflated {
-		var err error
-		if fw, err = flate.NewWriter(w, flate.DefaultCompression); err != nil {
-			return fmt.Errorf("dicom: deflate: %w", err)
-		}
+		fw = newDeflater(w)
 		w = fw
 	}
 	c := &encoder{w: bufio.NewWriterSize(w, 64<<10), en: encodingOf(to)}

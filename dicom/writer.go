@@ -35,12 +35,9 @@ type encoder struct {
 // Table; odd-length values are padded. Group length elements are
 // recomputed.
 func WriteDataset(w io.Writer, ds *Dataset, ts TransferSyntax, opts WriteOptions) error {
-	var fw *flate.Writer
+	var fw *deflater
 	if ts.Deflated {
-		var err error
-		if fw, err = flate.NewWriter(w, flate.DefaultCompression); err != nil {
-			return fmt.Errorf("dicom: deflate: %w", err)
-		}
+		fw = newDeflater(w)
 		w = fw
 	}
 	c := &encoder{w: bufio.NewWriterSize(w, 64<<10), en: encodingOf(ts), opts: opts}
@@ -434,4 +431,43 @@ func (c *encoder) fragments(e *Element) error {
 	}
 	c.header(TagSequenceDelimitationItem, 0, 0)
 	return nil
+}
+
+// deflater compresses a data set for Deflated Explicit VR Little Endian:
+// raw deflate, the bit stream padded with one null byte to an even length
+// (PS3.5 A.5; DIMSE peers refuse an odd-length data set).
+type deflater struct {
+	fw *flate.Writer
+	cw countingWriter
+}
+
+func newDeflater(w io.Writer) *deflater {
+	d := &deflater{cw: countingWriter{w: w}}
+	d.fw, _ = flate.NewWriter(&d.cw, flate.DefaultCompression) // only a bad level fails
+	return d
+}
+
+func (d *deflater) Write(p []byte) (int, error) { return d.fw.Write(p) }
+
+// Close ends the deflate stream and pads it.
+func (d *deflater) Close() error {
+	if err := d.fw.Close(); err != nil {
+		return err
+	}
+	if d.cw.n%2 == 1 {
+		_, err := d.cw.Write([]byte{0})
+		return err
+	}
+	return nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }

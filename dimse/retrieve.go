@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 
 	"github.com/medimint/medimint/dicom"
@@ -114,6 +115,10 @@ func (a *association) serveRetrieve(ctx context.Context, cmd *command, pc *accep
 	switch {
 	case cancelled:
 		final.Code = StatusCancel
+	case ops.failed > 0 && ops.completed == 0 && ops.warning == 0:
+		// Every sub-operation failed: a failure, not a warning (PS3.4
+		// C.4.2.3.1, C.4.3.3.1); dcmtk's SCPs answer the same.
+		final.Code = StatusOutOfResourcesSubOperations
 	case ops.failed > 0 || ops.warning > 0:
 		final.Code = StatusSubOperationsWarning
 	}
@@ -177,11 +182,26 @@ func (a *association) dialDestination(ctx context.Context, ae, addr string, inst
 		return keys[i].ts < keys[j].ts
 	})
 	if len(keys) > 128 {
-		keys = keys[:128] // the rest fail: a presentation context ID is one odd byte
+		keys = keys[:128] // the rest fail unless transcoded: a presentation context ID is one odd byte
 	}
+	// One context per (class, stored syntax), so that an instance goes as
+	// stored whenever the destination takes its syntax; and one per class
+	// of native instances offering the native syntaxes, so that it can
+	// still go, transcoded, when the destination takes only another one.
+	// Encapsulated instances are never decoded: no fallback for them.
 	var pcs []ProposedContext
+	fallback := map[string]bool{}
 	for _, k := range keys {
 		pcs = append(pcs, ProposedContext{AbstractSyntax: k.class, TransferSyntaxes: []string{k.ts}})
+		if ts, ok := dicom.LookupTransferSyntax(k.ts); ok && !ts.Encapsulated {
+			fallback[k.class] = true
+		}
+	}
+	for _, k := range keys {
+		if fallback[k.class] && len(pcs) < 128 {
+			fallback[k.class] = false
+			pcs = append(pcs, ProposedContext{AbstractSyntax: k.class, TransferSyntaxes: nativeSyntaxes})
+		}
 	}
 	calling := a.srv.cfg.AETitle
 	if calling == "" {
@@ -199,11 +219,11 @@ func (a *association) dialDestination(ctx context.Context, ae, addr string, inst
 }
 
 func moveSubOp(ctx context.Context, c *Client, inst Instance, origAE string, origID uint16) (Status, error) {
-	pc := c.context(inst.SOPClassUID, inst.TransferSyntax.UID)
+	pc := subOpContext(c.u.contexts, inst, false)
 	if pc == nil {
 		return Status{}, fmt.Errorf("%w for %s in %s at the move destination", ErrNoContext, inst.SOPClassUID, inst.TransferSyntax.UID)
 	}
-	rc, err := inst.Open(ctx)
+	rc, err := openAs(ctx, inst, pc.TransferSyntax)
 	if err != nil {
 		return Status{}, fmt.Errorf("dimse: open %s: %w", inst.SOPInstanceUID, err)
 	}
@@ -211,20 +231,94 @@ func moveSubOp(ctx context.Context, c *Client, inst Instance, origAE string, ori
 	return c.storeOn(ctx, pc.ID, inst.SOPClassUID, inst.SOPInstanceUID, rc, StoreOptions{MoveOriginatorAE: origAE, MoveOriginatorMessageID: origID})
 }
 
+// nativeSyntaxes are the uncompressed transfer syntaxes a stored native
+// instance can be sent in (transcoded by the dicom codec), in our order
+// of preference.
+var nativeSyntaxes = []string{dicom.ExplicitVRLittleEndian, dicom.ImplicitVRLittleEndian, dicom.ExplicitVRBigEndian}
+
+// subOpContext picks the accepted context to send inst on (scp: one where
+// the requestor took the SCP role, for C-GET): one in the stored transfer
+// syntax if there is one, so the instance goes as stored; otherwise, for
+// a native instance, one in another native syntax (preferred as
+// nativeSyntaxes lists them, then deflated) to transcode into. An
+// encapsulated instance is never decoded: nil if its syntax was not
+// accepted. The lowest context ID wins a tie.
+func subOpContext(contexts map[uint8]*acceptedContext, inst Instance, scp bool) *acceptedContext {
+	rank := func(ts dicom.TransferSyntax) int {
+		if ts.UID == inst.TransferSyntax.UID {
+			return 0
+		}
+		if inst.TransferSyntax.Encapsulated || !dicom.CanTranscode(inst.TransferSyntax, ts) {
+			return -1
+		}
+		for i, uid := range nativeSyntaxes {
+			if ts.UID == uid {
+				return 1 + i
+			}
+		}
+		return 1 + len(nativeSyntaxes)
+	}
+	var best *acceptedContext
+	bestRank := -1
+	for _, c := range contexts {
+		if c.AbstractSyntax != inst.SOPClassUID || (scp && !c.SCPRole) {
+			continue
+		}
+		r := rank(c.TransferSyntax)
+		if r < 0 {
+			continue
+		}
+		if best == nil || r < bestRank || (r == bestRank && c.ID < best.ID) {
+			best, bestRank = c, r
+		}
+	}
+	return best
+}
+
+// openAs opens inst's data set in transfer syntax ts, transcoding it as
+// it is read when ts is not the stored syntax (subOpContext only picks
+// syntaxes dicom.Transcode converts between).
+func openAs(ctx context.Context, inst Instance, ts dicom.TransferSyntax) (io.ReadCloser, error) {
+	rc, err := inst.Open(ctx)
+	if err != nil || ts.UID == inst.TransferSyntax.UID {
+		return rc, err
+	}
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer rc.Close()
+		err := dicom.Transcode(pw, rc, inst.TransferSyntax, ts)
+		if err != nil {
+			err = fmt.Errorf("transcode %s from %s to %s: %w", inst.SOPInstanceUID, inst.TransferSyntax.UID, ts.UID, err)
+		}
+		pw.CloseWithError(err)
+	}()
+	return &transcoded{PipeReader: pr, done: done}, nil
+}
+
+// transcoded is the reading end of a transcode; Close stops the
+// transcoding goroutine and waits for it.
+type transcoded struct {
+	*io.PipeReader
+	done chan struct{}
+}
+
+func (t *transcoded) Close() error {
+	t.PipeReader.Close()
+	<-t.done
+	return nil
+}
+
 // getSubOp sends one instance back over the C-GET association, on a
 // context where the requestor accepted the SCP role.
 func (a *association) getSubOp(ctx context.Context, inst Instance) (Status, error) {
-	var pc *acceptedContext
-	for _, c := range a.contexts {
-		if c.AbstractSyntax == inst.SOPClassUID && c.SCPRole && c.TransferSyntax.UID == inst.TransferSyntax.UID && (pc == nil || c.ID < pc.ID) {
-			pc = c
-		}
-	}
+	pc := subOpContext(a.contexts, inst, true)
 	if pc == nil {
 		a.log.Info("dimse: C-GET sub-operation without a fitting context", "sop_class", inst.SOPClassUID, "transfer_syntax", inst.TransferSyntax.UID)
 		return Status{Code: StatusOutOfResourcesSubOperations}, nil
 	}
-	rc, err := inst.Open(ctx)
+	rc, err := openAs(ctx, inst, pc.TransferSyntax)
 	if err != nil {
 		a.log.Warn("dimse: C-GET open instance", "sop_instance", inst.SOPInstanceUID, "err", err)
 		return Status{Code: StatusOutOfResources}, nil

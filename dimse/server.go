@@ -435,7 +435,14 @@ func (s *Server) accept(rq *AssociatePDU, accepted map[uint8]*acceptedContext) *
 		case pc.ID%2 == 0 || dup:
 			res.Result = ResultNoReason
 		case offered:
-			if ts, ok := chooseTransferSyntax(pc.AbstractSyntax, pc.TransferSyntaxes); ok {
+			choose := chooseTransferSyntax
+			if scp && !(scu && s.serves(pc.AbstractSyntax)) {
+				// Only C-GET sub-operations go on it: the requestor stores
+				// what we send, and native instances are transcoded to
+				// any native syntax, so its order of preference is kept.
+				choose = firstTransferSyntax
+			}
+			if ts, ok := choose(pc.AbstractSyntax, pc.TransferSyntaxes); ok {
 				res.Result = ResultAcceptance
 				res.TransferSyntaxes = []string{ts.UID}
 				acScu := scu && s.serves(pc.AbstractSyntax)
@@ -481,6 +488,17 @@ func chooseTransferSyntax(abstract string, proposed []string) (dicom.TransferSyn
 			}
 		}
 	}
+	for _, p := range proposed {
+		if ts, good := ok(p); good {
+			return ts, true
+		}
+	}
+	return dicom.TransferSyntax{}, false
+}
+
+// firstTransferSyntax picks the first proposed syntax we can handle.
+func firstTransferSyntax(abstract string, proposed []string) (dicom.TransferSyntax, bool) {
+	ok := transferSyntaxesFor(abstract)
 	for _, p := range proposed {
 		if ts, good := ok(p); good {
 			return ts, true
