@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -170,12 +171,23 @@ func (s *Server) queried(c *fiber.Ctx, level index.Level, n int) {
 // bodyTaken marks a request whose body a handler took charge of.
 type bodyTaken struct{}
 
-// closeUnread closes the connection after a request refused before its
-// handler read the body (STOW-RS without credentials): what is left of
-// the body must not be read as the next request.
+// closeUnread handles a request refused before its handler read the body
+// (STOW-RS without credentials): what is left of the body must not be read
+// as the next request. It is read and discarded up to maxDrain, as stow
+// does, so that a client still sending gets to read the answer (closing a
+// socket with unread data makes the kernel send RST, which can destroy the
+// answer in flight); beyond that the connection is closed.
 func closeUnread(c *fiber.Ctx) error {
 	err := c.Next()
-	if err != nil && c.Locals(bodyTaken{}) == nil {
+	if err == nil || c.Locals(bodyTaken{}) != nil {
+		return err
+	}
+	raw := c.Context().RequestBodyStream()
+	if raw == nil {
+		return err
+	}
+	body := &bodyReader{r: raw}
+	if n, _ := io.Copy(io.Discard, io.LimitReader(body, maxDrain)); n >= maxDrain || body.err != nil {
 		c.Context().SetConnectionClose()
 	}
 	return err
