@@ -58,8 +58,11 @@ type Config struct {
 	NetworkPassphrase string // empty with the devnet: the devnet chooses its own
 	FriendbotURL      string
 	DevnetAddr        string // MEDIMINT_DEVNET_ADDR: where the embedded devnet's Horizon listens
-	Channels          int    // MEDIMINT_CHANNELS: channel accounts minting in parallel
-	HomeDomain        string // MEDIMINT_HOME_DOMAIN: the organisation's domain on chain
+	// DevnetInterval (MEDIMINT_DEVNET_INTERVAL) is how often the embedded
+	// devnet closes a ledger.
+	DevnetInterval time.Duration
+	Channels       int    // MEDIMINT_CHANNELS: channel accounts minting in parallel
+	HomeDomain     string // MEDIMINT_HOME_DOMAIN: the organisation's domain on chain
 
 	DICOMwebBase string     // MEDIMINT_DICOMWEB_BASE: path prefix of the DICOMweb routes
 	LogLevel     slog.Level // MEDIMINT_LOG_LEVEL
@@ -132,6 +135,7 @@ var Vars = []Var{
 	{"NETWORK_PASSPHRASE", "", "Stellar network passphrase (required with HORIZON_URL)"},
 	{"FRIENDBOT_URL", "", "friendbot URL for funding accounts (test networks only)"},
 	{"MEDIMINT_DEVNET_ADDR", "127.0.0.1:8000", "loopback address of the embedded devnet's Horizon API (when HORIZON_URL is empty)"},
+	{"MEDIMINT_DEVNET_INTERVAL", "1s", "ledger close interval of the embedded devnet (Go duration, 10ms-10m)"},
 	{"MEDIMINT_CHANNELS", "4", "channel accounts that mint in parallel (1-900)"},
 	{"MEDIMINT_HOME_DOMAIN", "localhost", "the organisation's home domain: its issuer's home_domain and registry listing (1-32 bytes)"},
 	{"MEDIMINT_DICOMWEB_BASE", "/dicom-web", "path prefix of the DICOMweb routes"},
@@ -333,6 +337,13 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		c.StudyQuiet = d
 	}
 
+	di := get("MEDIMINT_DEVNET_INTERVAL")
+	if d, err := time.ParseDuration(di); err != nil || d < 10*time.Millisecond || d > 10*time.Minute {
+		bad("MEDIMINT_DEVNET_INTERVAL", di, "want a duration from 10ms to 10m, e.g. 1s")
+	} else {
+		c.DevnetInterval = d
+	}
+
 	lv := get("MEDIMINT_LOG_LEVEL")
 	if err := c.LogLevel.UnmarshalText([]byte(lv)); err != nil || strings.ContainsAny(lv, "+-") {
 		// slog also accepts "info+2"; we keep to the four names.
@@ -417,6 +428,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("pinner", string(c.Pinner)),
 		slog.Bool("kms", c.KMSKeyID != ""),
 		slog.String("horizon", horizon),
+		slog.Duration("devnet_interval", c.DevnetInterval),
 		slog.Int("channels", c.Channels),
 		slog.String("home_domain", c.HomeDomain),
 		slog.String("dicomweb_base", c.DICOMwebBase),

@@ -22,22 +22,23 @@ func TestFromLookupDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		HTTPAddr:     "127.0.0.1:8042",
-		DIMSEAddr:    "127.0.0.1:11112",
-		AETitle:      "MEDIMINT",
-		DataDir:      "./var/data",
-		BlobStore:    BlobStoreFS,
-		S3:           S3{Region: "us-east-1"},
-		Pinner:       PinnerLocal,
-		IPFSAPI:      "http://127.0.0.1:5001",
-		KEKFile:      "./var/kek",
-		DevnetAddr:   "127.0.0.1:8000",
-		Channels:     4,
-		HomeDomain:   "localhost",
-		DICOMwebBase: "/dicom-web",
-		LogLevel:     slog.LevelInfo,
-		OrgID:        "org1",
-		StudyQuiet:   60 * time.Second,
+		HTTPAddr:       "127.0.0.1:8042",
+		DIMSEAddr:      "127.0.0.1:11112",
+		AETitle:        "MEDIMINT",
+		DataDir:        "./var/data",
+		BlobStore:      BlobStoreFS,
+		S3:             S3{Region: "us-east-1"},
+		Pinner:         PinnerLocal,
+		IPFSAPI:        "http://127.0.0.1:5001",
+		KEKFile:        "./var/kek",
+		DevnetAddr:     "127.0.0.1:8000",
+		DevnetInterval: time.Second,
+		Channels:       4,
+		HomeDomain:     "localhost",
+		DICOMwebBase:   "/dicom-web",
+		LogLevel:       slog.LevelInfo,
+		OrgID:          "org1",
+		StudyQuiet:     60 * time.Second,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
@@ -137,6 +138,18 @@ func TestFromLookup(t *testing.T) {
 		{name: "bad s3 endpoint", env: map[string]string{"S3_ENDPOINT": "127.0.0.1:7070"}, wantErr: []string{"S3_ENDPOINT"}},
 		{name: "bad channels", env: map[string]string{"MEDIMINT_CHANNELS": "0"}, wantErr: []string{"MEDIMINT_CHANNELS", "1 to 900"}},
 		{name: "bad home domain", env: map[string]string{"MEDIMINT_HOME_DOMAIN": "a/b"}, wantErr: []string{"MEDIMINT_HOME_DOMAIN"}},
+		{
+			name: "devnet interval",
+			env:  map[string]string{"MEDIMINT_DEVNET_INTERVAL": "250ms"},
+			check: func(t *testing.T, c Config) {
+				if c.DevnetInterval != 250*time.Millisecond {
+					t.Errorf("DevnetInterval %v, want 250ms", c.DevnetInterval)
+				}
+			},
+		},
+		{name: "devnet interval too short", env: map[string]string{"MEDIMINT_DEVNET_INTERVAL": "1ms"}, wantErr: []string{"MEDIMINT_DEVNET_INTERVAL", "10ms to 10m"}},
+		{name: "devnet interval not a duration", env: map[string]string{"MEDIMINT_DEVNET_INTERVAL": "5"}, wantErr: []string{"MEDIMINT_DEVNET_INTERVAL"}},
+		{name: "devnet interval too long", env: map[string]string{"MEDIMINT_DEVNET_INTERVAL": "1h"}, wantErr: []string{"MEDIMINT_DEVNET_INTERVAL"}},
 		{name: "bad devnet addr", env: map[string]string{"MEDIMINT_DEVNET_ADDR": "8000"}, wantErr: []string{"MEDIMINT_DEVNET_ADDR"}},
 		{name: "unknown pinner", env: map[string]string{"MEDIMINT_PINNER": "pinata"}, wantErr: []string{"MEDIMINT_PINNER", "local or kubo"}},
 		{name: "bad ipfs api", env: map[string]string{"IPFS_API": "/ip4/127.0.0.1/tcp/5001"}, wantErr: []string{"IPFS_API"}},

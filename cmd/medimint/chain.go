@@ -96,7 +96,7 @@ func chainNetwork(ctx context.Context, cfg config.Config, log *slog.Logger) (wal
 		return wallet.Network{HorizonURL: cfg.HorizonURL, Passphrase: cfg.NetworkPassphrase, FriendbotURL: cfg.FriendbotURL},
 			func() error { return nil }, nil
 	}
-	return startDevnet(ctx, cfg.DevnetAddr, filepath.Join(cfg.DataDir, devnetStateFile), time.Second, log)
+	return startDevnet(ctx, cfg.DevnetAddr, filepath.Join(cfg.DataDir, devnetStateFile), cfg.DevnetInterval, log)
 }
 
 // runChain sets the organisation up on the network (retrying until it
