@@ -34,17 +34,28 @@ type stowResult struct {
 // bodyReader wraps the request body: it counts bytes and remembers the
 // first read error that is not io.EOF, so that a failure caused by a
 // broken request (truncated, disconnected) is told apart from a failure
-// caused by an instance.
+// caused by an instance. Its io.EOF is sticky: fasthttp's stream of a
+// chunked body (v1.51) has no end state, and a Read after the last chunk
+// waits on the socket for another chunk header that never comes — which
+// held STOW-RS answers to Orthanc's chunked uploads until the client gave
+// up (fasthttp fixed it upstream in #2379).
 type bodyReader struct {
 	r   io.Reader
 	n   int64
 	err error
+	eof bool
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.eof {
+		return 0, io.EOF
+	}
 	n, err := b.r.Read(p)
 	b.n += int64(n)
-	if err != nil && err != io.EOF && b.err == nil {
+	switch {
+	case err == io.EOF:
+		b.eof = true
+	case err != nil && b.err == nil:
 		b.err = err
 	}
 	return n, err

@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -272,6 +274,42 @@ func TestStoreBadInput(t *testing.T) {
 		}
 		if n := len(failures(t, response{resp, body})); n != 0 {
 			t.Errorf("%d failures", n)
+		}
+	})
+
+	t.Run("chunked request captured from Orthanc", func(t *testing.T) {
+		// Orthanc's DICOMweb client (1.10.1 + DICOMweb 1.7) sends the
+		// headers, one chunk and the terminating "0\r\n\r\n" in separate
+		// TCP writes on a connection it keeps open. The answer must come
+		// once the body has ended; before the fix it came only when Orthanc
+		// gave up after 30 s. testdata holds the request as captured (its
+		// instance is from the synthetic conformance corpus).
+		raw, err := os.ReadFile("testdata/orthanc-stow-chunked.http")
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, _ := url.Parse(e.url)
+		hdrEnd := bytes.Index(raw, []byte("\r\n\r\n")) + 4
+		head := bytes.Replace(raw[:hdrEnd], []byte("POST /dicom-web/studies "), []byte("POST "+u.Path+"/studies "), 1)
+		term := bytes.LastIndex(raw, []byte("0\r\n\r\n"))
+		conn, err := net.Dial("tcp", u.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(20 * time.Second)) // a hang detector, not a timing assertion
+		for _, seg := range [][]byte{head, raw[hdrEnd:term], raw[term:]} {
+			conn.Write(seg)
+			time.Sleep(20 * time.Millisecond)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("no answer before the deadline: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
 		}
 	})
 
