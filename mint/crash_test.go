@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -134,6 +135,9 @@ func TestCrashSafety(t *testing.T) {
 
 	interrupted := 0
 	for round := 0; len(pending) > 0 || round < kills; round++ {
+		if round > kills+total {
+			t.Fatalf("%d instances still unacknowledged after %d rounds", len(pending), round)
+		}
 		srv := startBinary(t, bin, env)
 		// Let a few stores through, then kill during the next one, at a
 		// random moment of its transfer, encryption or commit.
@@ -154,6 +158,10 @@ func TestCrashSafety(t *testing.T) {
 			sctx, cancel := context.WithTimeout(ctx, time.Minute) // a wedged server fails the test, not hangs it
 			st, err = c.Store(sctx, in.sopClass, in.sop, dicom.ExplicitVRLittleEndian, bytes.NewReader(in.data))
 			cancel()
+			var se *dimse.StatusError
+			if errors.As(err, &se) {
+				st, err = se.Status, nil // a failure status is an answer, not an interruption
+			}
 			if err != nil {
 				interrupted++
 				break
