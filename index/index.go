@@ -113,7 +113,41 @@ type InstanceRef struct {
 // maintains the study and series counts. Run it in the transaction that
 // makes the instance durable. A SOP Instance UID already present is
 // ErrDuplicate (the caller decides the policy; see Delete).
-func (ix *Index) Insert(ctx context.Context, tx pgx.Tx, r *Record) (err error) {
+func (ix *Index) Insert(ctx context.Context, tx pgx.Tx, r *Record) error {
+	var b pgx.Batch
+	if err := ix.QueueInsert(&b, r); err != nil {
+		return err
+	}
+	return unwrapInsert(tx.SendBatch(ctx, &b).Close())
+}
+
+func unwrapInsert(err error) error {
+	var ie *InsertError
+	if errors.As(err, &ie) {
+		return ie.Err
+	}
+	return err
+}
+
+// InsertError is the failure of one record queued by QueueInsert, so that
+// a caller that batched several records knows which one failed.
+type InsertError struct {
+	SOPInstanceUID string
+	Err            error
+}
+
+func (e *InsertError) Error() string { return e.Err.Error() }
+func (e *InsertError) Unwrap() error { return e.Err }
+
+// QueueInsert queues on b the statements that index r (what Insert
+// does), so that many records go to the server in one round trip: send b
+// within a transaction (tx.SendBatch) and roll back if closing the batch
+// results fails; the failing record's error is an *InsertError. The
+// statements find the patient, study and series by their keys rather than
+// by what earlier statements returned, so they can be pipelined: five per
+// record, whatever the batch holds. Validation errors return at once and
+// queue nothing.
+func (ix *Index) QueueInsert(b *pgx.Batch, r *Record) error {
 	ds := r.Dataset
 	studyUID, seriesUID := text(ds, tag.StudyInstanceUID), text(ds, tag.SeriesInstanceUID)
 	sopUID, sopClass := text(ds, tag.SOPInstanceUID), text(ds, tag.SOPClassUID)
@@ -130,6 +164,9 @@ func (ix *Index) Insert(ctx context.Context, tx pgx.Tx, r *Record) (err error) {
 	if studyUID == seriesUID || seriesUID == sopUID || studyUID == sopUID {
 		return fmt.Errorf("%w: the same UID names two levels", ErrConflict)
 	}
+	fail := func(what string, err error) error {
+		return &InsertError{SOPInstanceUID: sopUID, Err: fmt.Errorf("index: %s: %w", what, err)}
+	}
 
 	pn := normalisePN(text(ds, tag.PatientName))
 	pname := text(ds, tag.PatientName)
@@ -139,8 +176,7 @@ func (ix *Index) Insert(ctx context.Context, tx pgx.Tx, r *Record) (err error) {
 
 	// Name/birth/sex: a later instance's non-empty value wins, so that
 	// corrections sent later take effect.
-	var patientPK int64
-	err = tx.QueryRow(ctx, `
+	b.Queue(`
 INSERT INTO patients (org_id, patient_id, issuer_of_patient_id, patient_name, patient_name_norm,
     patient_name_family, patient_name_given, patient_name_middle, patient_birth_date_raw, patient_birth_date, patient_sex)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -153,26 +189,31 @@ ON CONFLICT (org_id, patient_id, issuer_of_patient_id) DO UPDATE SET
     patient_birth_date_raw = CASE WHEN EXCLUDED.patient_birth_date_raw <> '' THEN EXCLUDED.patient_birth_date_raw ELSE patients.patient_birth_date_raw END,
     patient_birth_date = CASE WHEN EXCLUDED.patient_birth_date_raw <> '' THEN EXCLUDED.patient_birth_date ELSE patients.patient_birth_date END,
     patient_sex = CASE WHEN EXCLUDED.patient_sex <> '' THEN EXCLUDED.patient_sex ELSE patients.patient_sex END,
-    updated_at = now()
-RETURNING pk`,
-		r.OrgID, pid, issuer, pname, pn.norm, pn.family, pn.given, pn.middle, birthRaw, birth, sex).Scan(&patientPK)
-	if err != nil {
-		return fmt.Errorf("index: file patient: %w", err)
+    updated_at = now()`,
+		r.OrgID, pid, issuer, pname, pn.norm, pn.family, pn.given, pn.middle, birthRaw, birth, sex).Fn = func(br pgx.BatchResults) error {
+		if _, err := br.Exec(); err != nil {
+			return fail("file patient", err)
+		}
+		return nil
 	}
 
+	// The study row also counts the instance and its modality here, so
+	// that it is written once per record.
 	studyDateRaw, studyTimeRaw := text(ds, tag.StudyDate), text(ds, tag.StudyTime)
 	ref := text(ds, tag.ReferringPhysicianName)
-	var studyPK int64
-	err = tx.QueryRow(ctx, `
+	modality := text(ds, tag.Modality)
+	b.Queue(`
 INSERT INTO studies AS st (study_instance_uid, patient_pk, org_id, specific_character_set,
     patient_id, issuer_of_patient_id, patient_name, patient_name_norm, patient_name_family, patient_name_given,
     patient_name_middle, patient_birth_date_raw, patient_birth_date, patient_sex,
     study_date_raw, study_date, study_time_raw, study_time, accession_number,
-    referring_physician_name, referring_physician_name_norm, study_id, study_description)
-SELECT $1, p.pk, $3, $4, p.patient_id, p.issuer_of_patient_id, p.patient_name, p.patient_name_norm,
+    referring_physician_name, referring_physician_name_norm, study_id, study_description,
+    number_of_instances, modalities_in_study)
+SELECT $1, p.pk, $2, $5, p.patient_id, p.issuer_of_patient_id, p.patient_name, p.patient_name_norm,
     p.patient_name_family, p.patient_name_given, p.patient_name_middle, p.patient_birth_date_raw,
-    p.patient_birth_date, p.patient_sex, $5, $6, $7, $8, $9, $10, $11, $12, $13
-FROM patients p WHERE p.pk = $2
+    p.patient_birth_date, p.patient_sex, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+    1, CASE WHEN $15 = '' THEN '{}'::text[] ELSE ARRAY[$15::text] END
+FROM patients p WHERE p.org_id = $2 AND p.patient_id = $3 AND p.issuer_of_patient_id = $4
 ON CONFLICT (study_instance_uid) DO UPDATE SET
     specific_character_set = CASE WHEN EXCLUDED.specific_character_set <> '' THEN EXCLUDED.specific_character_set ELSE st.specific_character_set END,
     patient_name = CASE WHEN st.patient_pk = EXCLUDED.patient_pk THEN EXCLUDED.patient_name ELSE st.patient_name END,
@@ -192,57 +233,57 @@ ON CONFLICT (study_instance_uid) DO UPDATE SET
     referring_physician_name_norm = CASE WHEN EXCLUDED.referring_physician_name <> '' THEN EXCLUDED.referring_physician_name_norm ELSE st.referring_physician_name_norm END,
     study_id = CASE WHEN EXCLUDED.study_id <> '' THEN EXCLUDED.study_id ELSE st.study_id END,
     study_description = CASE WHEN EXCLUDED.study_description <> '' THEN EXCLUDED.study_description ELSE st.study_description END,
-    updated_at = now()
-RETURNING pk`,
-		studyUID, patientPK, r.OrgID, text(ds, tag.SpecificCharacterSet),
+    number_of_instances = st.number_of_instances + 1,
+    modalities_in_study = CASE WHEN $15 = '' OR $15 = ANY(st.modalities_in_study) THEN st.modalities_in_study
+                          ELSE array_append(st.modalities_in_study, $15::text) END,
+    updated_at = now()`,
+		studyUID, r.OrgID, pid, issuer, text(ds, tag.SpecificCharacterSet),
 		studyDateRaw, storedDate(studyDateRaw), studyTimeRaw, storedTime(studyTimeRaw), text(ds, tag.AccessionNumber),
-		ref, normalisePN(ref).norm, text(ds, tag.StudyID), text(ds, tag.StudyDescription)).Scan(&studyPK)
-	if err != nil {
-		return fmt.Errorf("index: file study: %w", err)
-	}
-
-	modality := text(ds, tag.Modality)
-	ppsDateRaw, ppsTimeRaw := text(ds, tag.PerformedProcedureStepStartDate), text(ds, tag.PerformedProcedureStepStartTime)
-	var seriesPK, seriesStudyPK int64
-	var newSeries bool
-	err = tx.QueryRow(ctx, `
-INSERT INTO series AS se (series_instance_uid, study_pk, modality, series_number, series_description,
-    pps_start_date_raw, pps_start_date, pps_start_time_raw, pps_start_time)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT (series_instance_uid) DO UPDATE SET
-    modality = CASE WHEN EXCLUDED.modality <> '' THEN EXCLUDED.modality ELSE se.modality END,
-    series_number = COALESCE(EXCLUDED.series_number, se.series_number),
-    series_description = CASE WHEN EXCLUDED.series_description <> '' THEN EXCLUDED.series_description ELSE se.series_description END,
-    pps_start_date_raw = CASE WHEN EXCLUDED.pps_start_date_raw <> '' THEN EXCLUDED.pps_start_date_raw ELSE se.pps_start_date_raw END,
-    pps_start_date = CASE WHEN EXCLUDED.pps_start_date_raw <> '' THEN EXCLUDED.pps_start_date ELSE se.pps_start_date END,
-    pps_start_time_raw = CASE WHEN EXCLUDED.pps_start_time_raw <> '' THEN EXCLUDED.pps_start_time_raw ELSE se.pps_start_time_raw END,
-    pps_start_time = CASE WHEN EXCLUDED.pps_start_time_raw <> '' THEN EXCLUDED.pps_start_time ELSE se.pps_start_time END
-RETURNING pk, study_pk, xmax = 0`,
-		seriesUID, studyPK, modality, integer(ds, tag.SeriesNumber), text(ds, tag.SeriesDescription),
-		ppsDateRaw, storedDate(ppsDateRaw), ppsTimeRaw, storedTime(ppsTimeRaw)).Scan(&seriesPK, &seriesStudyPK, &newSeries)
-	if err != nil {
-		return fmt.Errorf("index: file series: %w", err)
-	}
-	if seriesStudyPK != studyPK {
-		return fmt.Errorf("%w: series %s belongs to another study", ErrConflict, seriesUID)
-	}
-
-	var instPK int64
-	err = tx.QueryRow(ctx, `
-INSERT INTO instances (sop_instance_uid, series_pk, study_pk, org_id, sop_class_uid, instance_number,
-    rows, columns, bits_allocated, number_of_frames, transfer_syntax_uid,
-    blob_key, blob_size, size, ciphertext_sha256, plaintext_sha256)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-RETURNING pk`,
-		sopUID, seriesPK, studyPK, r.OrgID, sopClass, integer(ds, tag.InstanceNumber),
-		integer(ds, tag.Rows), integer(ds, tag.Columns), integer(ds, tag.BitsAllocated), integer(ds, tag.NumberOfFrames),
-		r.TransferSyntaxUID, r.BlobKey, r.BlobSize, r.Size, r.CiphertextSHA256, r.PlaintextSHA256).Scan(&instPK)
-	if err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "instances_sop_instance_uid_key" {
-			return fmt.Errorf("%w: %s", ErrDuplicate, sopUID)
+		ref, normalisePN(ref).norm, text(ds, tag.StudyID), text(ds, tag.StudyDescription), modality).Fn = func(br pgx.BatchResults) error {
+		ct, err := br.Exec()
+		if err == nil && ct.RowsAffected() != 1 {
+			err = errors.New("patient row missing")
 		}
-		return fmt.Errorf("index: add instance: %w", err)
+		if err != nil {
+			return fail("file study", err)
+		}
+		return nil
+	}
+
+	// The series row counts the instance; a new series counts on its
+	// study. A series already filed under another study is a conflict
+	// (the transaction must then roll back).
+	ppsDateRaw, ppsTimeRaw := text(ds, tag.PerformedProcedureStepStartDate), text(ds, tag.PerformedProcedureStepStartTime)
+	b.Queue(`
+WITH st AS (SELECT pk FROM studies WHERE study_instance_uid = $2),
+se AS (
+    INSERT INTO series AS se (series_instance_uid, study_pk, modality, series_number, series_description,
+        pps_start_date_raw, pps_start_date, pps_start_time_raw, pps_start_time, number_of_instances)
+    SELECT $1, st.pk, $3, $4, $5, $6, $7, $8, $9, 1 FROM st
+    ON CONFLICT (series_instance_uid) DO UPDATE SET
+        modality = CASE WHEN EXCLUDED.modality <> '' THEN EXCLUDED.modality ELSE se.modality END,
+        series_number = COALESCE(EXCLUDED.series_number, se.series_number),
+        series_description = CASE WHEN EXCLUDED.series_description <> '' THEN EXCLUDED.series_description ELSE se.series_description END,
+        pps_start_date_raw = CASE WHEN EXCLUDED.pps_start_date_raw <> '' THEN EXCLUDED.pps_start_date_raw ELSE se.pps_start_date_raw END,
+        pps_start_date = CASE WHEN EXCLUDED.pps_start_date_raw <> '' THEN EXCLUDED.pps_start_date ELSE se.pps_start_date END,
+        pps_start_time_raw = CASE WHEN EXCLUDED.pps_start_time_raw <> '' THEN EXCLUDED.pps_start_time_raw ELSE se.pps_start_time_raw END,
+        pps_start_time = CASE WHEN EXCLUDED.pps_start_time_raw <> '' THEN EXCLUDED.pps_start_time ELSE se.pps_start_time END,
+        number_of_instances = se.number_of_instances + 1
+    RETURNING se.study_pk, xmax = 0 AS created),
+counted AS (
+    UPDATE studies SET number_of_series = number_of_series + 1
+    FROM se WHERE studies.pk = se.study_pk AND se.created)
+SELECT se.study_pk = st.pk FROM se, st`,
+		seriesUID, studyUID, modality, integer(ds, tag.SeriesNumber), text(ds, tag.SeriesDescription),
+		ppsDateRaw, storedDate(ppsDateRaw), ppsTimeRaw, storedTime(ppsTimeRaw)).Fn = func(br pgx.BatchResults) error {
+		var same bool
+		if err := br.QueryRow().Scan(&same); err != nil {
+			return fail("file series", err)
+		}
+		if !same {
+			return &InsertError{SOPInstanceUID: sopUID, Err: fmt.Errorf("%w: series %s belongs to another study", ErrConflict, seriesUID)}
+		}
+		return nil
 	}
 
 	f := r.Frames
@@ -271,25 +312,31 @@ RETURNING pk`,
 	if err != nil {
 		return fmt.Errorf("index: bulk map: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `
+	b.Queue(`
+WITH se AS (SELECT pk, study_pk FROM series WHERE series_instance_uid = $17),
+i AS (
+    INSERT INTO instances (sop_instance_uid, series_pk, study_pk, org_id, sop_class_uid, instance_number,
+        rows, columns, bits_allocated, number_of_frames, transfer_syntax_uid,
+        blob_key, blob_size, size, ciphertext_sha256, plaintext_sha256)
+    SELECT $1, se.pk, se.study_pk, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM se
+    RETURNING pk)
 INSERT INTO instance_data (instance_pk, metadata, pixel_offset, frame_length, fragment_offsets, fragment_lengths, frame_fragments, bulk)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, instPK, meta, pixOff, frameLen, fragOffs, fragLens, frameFrags, string(bulkJSON)); err != nil {
-		return fmt.Errorf("index: add instance data: %w", err)
-	}
-
-	if _, err := tx.Exec(ctx, `UPDATE series SET number_of_instances = number_of_instances + 1 WHERE pk = $1`, seriesPK); err != nil {
-		return fmt.Errorf("index: count series: %w", err)
-	}
-	newSeriesCount := 0
-	if newSeries {
-		newSeriesCount = 1
-	}
-	if _, err := tx.Exec(ctx, `
-UPDATE studies SET number_of_instances = number_of_instances + 1, number_of_series = number_of_series + $2,
-    modalities_in_study = CASE WHEN $3 = '' OR $3 = ANY(modalities_in_study) THEN modalities_in_study
-                          ELSE array_append(modalities_in_study, $3::text) END
-WHERE pk = $1`, studyPK, newSeriesCount, modality); err != nil {
-		return fmt.Errorf("index: count study: %w", err)
+SELECT i.pk, $15, $18, $19, $20, $21, $22, $16 FROM i`,
+		sopUID, r.OrgID, sopClass, integer(ds, tag.InstanceNumber),
+		integer(ds, tag.Rows), integer(ds, tag.Columns), integer(ds, tag.BitsAllocated), integer(ds, tag.NumberOfFrames),
+		r.TransferSyntaxUID, r.BlobKey, r.BlobSize, r.Size, r.CiphertextSHA256, r.PlaintextSHA256,
+		meta, string(bulkJSON), seriesUID, pixOff, frameLen, fragOffs, fragLens, frameFrags).Fn = func(br pgx.BatchResults) error {
+		ct, err := br.Exec()
+		var pgErr *pgconn.PgError
+		switch {
+		case errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "instances_sop_instance_uid_key":
+			return &InsertError{SOPInstanceUID: sopUID, Err: fmt.Errorf("%w: %s", ErrDuplicate, sopUID)}
+		case err != nil:
+			return fail("add instance", err)
+		case ct.RowsAffected() != 1:
+			return fail("add instance", errors.New("series row missing"))
+		}
+		return nil
 	}
 	return nil
 }

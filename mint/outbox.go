@@ -42,15 +42,26 @@ type Job struct {
 	Attempts   int // including this one
 }
 
+const touchSQL = `
+INSERT INTO outbox (kind, subject, available_at) VALUES ($1, $2, now() + $3::interval)
+ON CONFLICT (subject) WHERE kind = 'study.touched' AND done_at IS NULL
+DO UPDATE SET available_at = EXCLUDED.available_at, generation = outbox.generation + 1`
+
+// queueTouch queues touch on b.
+func (o *Outbox) queueTouch(b *pgx.Batch, study string, stable time.Duration) {
+	b.Queue(touchSQL, KindStudyTouched, study, stable.String()).Fn = func(br pgx.BatchResults) error {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("mint: outbox touch: %w", err)
+		}
+		return nil
+	}
+}
+
 // touch records, within tx, that study received an instance: it makes
 // the study's pending study.touched row due after stable (creating it if
 // none is pending) and bumps its generation.
 func (o *Outbox) touch(ctx context.Context, tx pgx.Tx, study string, stable time.Duration) error {
-	_, err := tx.Exec(ctx, `
-INSERT INTO outbox (kind, subject, available_at) VALUES ($1, $2, now() + $3::interval)
-ON CONFLICT (subject) WHERE kind = 'study.touched' AND done_at IS NULL
-DO UPDATE SET available_at = EXCLUDED.available_at, generation = outbox.generation + 1`,
-		KindStudyTouched, study, stable.String())
+	_, err := tx.Exec(ctx, touchSQL, KindStudyTouched, study, stable.String())
 	if err != nil {
 		return fmt.Errorf("mint: outbox touch: %w", err)
 	}

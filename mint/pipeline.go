@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/medimint/medimint/dicom"
@@ -75,6 +74,8 @@ type Pipeline struct {
 	mu   sync.Mutex
 	deks map[string][]byte // Study Instance UID -> DEK, bounded by maxCachedDEKs
 	salt []byte            // for study_ref; loaded once
+
+	commits committer
 }
 
 const maxCachedDEKs = 4096
@@ -310,81 +311,26 @@ func (p *Pipeline) ingest(ctx context.Context, src Source, hdr *dicom.Dataset, t
 	rec.Metadata, rec.Bulk = p.metadata(full, ts, st)
 	rec.Frames = framesOf(w.file, ts)
 
-	var old index.InstanceRef
-	for attempt := 0; ; attempt++ {
-		old, st.Outcome, err = p.commit(ctx, rec, w)
-		// A concurrent store of the same SOP instance can slip past the
-		// duplicate check; the unique index stops it, and a second round
-		// applies the policy against the winner.
-		if errors.Is(err, index.ErrDuplicate) && attempt == 0 {
-			continue
-		}
-		break
+	// The blob must be durable before its row commits; waiting here, not
+	// inside the transaction, keeps row locks short.
+	if err := w.waitPut(); err != nil {
+		return Stored{}, fmt.Errorf("mint: store blob: %w", err)
 	}
-	if err != nil {
-		return Stored{}, err
+	res := p.commits.commit(ctx, p, rec, w.ptSum)
+	if res.err != nil {
+		committed = res.unsure
+		return Stored{}, res.err
 	}
+	st.Outcome = res.out
 	if st.Outcome != Unchanged {
 		committed = true
 	}
 	if st.Outcome == Replaced {
-		p.deleteBlob(ctx, old.BlobKey)
+		p.deleteBlob(ctx, res.old.BlobKey)
 	}
 	p.log.LogAttrs(ctx, slog.LevelDebug, "mint: stored instance", slog.String("transport", src.Transport),
 		slog.String("peer", src.Peer), slog.String("blob", key), slog.Int64("bytes", w.size), slog.Int("outcome", int(st.Outcome)))
 	return st, nil
-}
-
-// commit writes the index rows and the outbox row in one transaction,
-// applying the duplicate policy.
-func (p *Pipeline) commit(ctx context.Context, rec *index.Record, w *written) (old index.InstanceRef, out Outcome, err error) {
-	ptSum := w.ptSum
-	sop := rec.Dataset.String(dicom.TagSOPInstanceUID)
-	err = pgx.BeginFunc(ctx, p.cfg.Pool, func(tx pgx.Tx) error {
-		prev, err := index.Lookup(ctx, tx, sop, true)
-		switch {
-		case errors.Is(err, index.ErrNotFound):
-			out = Created
-		case err != nil:
-			return err
-		case p.cfg.Duplicates == OverwriteDuplicates:
-			if _, err := p.ix.Delete(ctx, tx, sop, "overwritten"); err != nil {
-				return err
-			}
-			old, out = prev, Replaced
-		case p.cfg.Duplicates == IgnoreIdenticalDuplicates && bytes.Equal(prev.PlaintextSHA256, ptSum):
-			out = Unchanged
-			return nil
-		default:
-			return fmt.Errorf("%w: %s", ErrDuplicate, sop)
-		}
-		if err := p.ix.Insert(ctx, tx, rec); err != nil {
-			return err
-		}
-		if err := p.outbox.touch(ctx, tx, rec.Dataset.String(dicom.TagStudyInstanceUID), p.cfg.StableAge); err != nil {
-			return err
-		}
-		// Commit only once the blob is durable: a committed row always
-		// has its blob.
-		if err := w.waitPut(); err != nil {
-			return fmt.Errorf("mint: store blob: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		switch {
-		case errors.Is(err, index.ErrMissingUID):
-			err = fmt.Errorf("%w: %w", ErrMissingUID, err)
-		case errors.Is(err, index.ErrConflict):
-			err = fmt.Errorf("%w: %w", ErrMismatch, err)
-		case errors.Is(err, index.ErrDuplicate):
-			err = fmt.Errorf("%w: %w", ErrDuplicate, err)
-		}
-		if !errors.Is(err, index.ErrDuplicate) && !errors.Is(err, ErrDuplicate) {
-			err = fmt.Errorf("mint: index %s: %w", sop, err)
-		}
-	}
-	return old, out, err
 }
 
 func (p *Pipeline) deleteBlob(ctx context.Context, key string) {
