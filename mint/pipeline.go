@@ -382,74 +382,61 @@ func (e *eofReader) Read(p []byte) (int, error) {
 func (e *eofReader) signal() { e.once.Do(func() { close(e.done) }) }
 
 // write streams plain through encryption into the blob store under key,
-// hashing plaintext and ciphertext, while a second parser reads the same
-// plaintext for the full data set and its bulk data offsets. It returns
-// once the ciphertext is handed over whole; the Put's durability is
-// awaited with waitPut. On error nothing is left stored.
+// hashing plaintext and ciphertext. The full parse (data set and bulk
+// data offsets) drives the stream: every byte it reads passes on to the
+// plaintext hash and the encryption as it goes by, so the instance is
+// read once, without a second parser or a hand-off between goroutines
+// for it. The ciphertext is hashed as it is made and crosses a pipe with
+// a few chunks of slack to the Put, whose file writes thus overlap the
+// hashing and encryption on the other core. It returns once the
+// ciphertext is handed over whole; the Put's durability is awaited with
+// waitPut. On error nothing is left stored.
 func (p *Pipeline) write(ctx context.Context, key string, dek []byte, plain io.Reader) (*written, error) {
 	ctHash := sha256.New()
-	pr, pw := io.Pipe()
-	ctr := &eofReader{r: io.TeeReader(pr, ctHash), done: make(chan struct{})}
+	pipe := newAheadPipe(pipeDepth, envelope.DefaultChunkSize+envelope.Overhead)
+	ctr := &eofReader{r: pipe, done: make(chan struct{})}
 	putDone := make(chan error, 1)
 	go func() {
 		_, err := p.cfg.Blobs.Put(ctx, key, ctr)
 		ctr.signal()
 		if err != nil {
-			pr.CloseWithError(err) // fail the writer at once
+			pipe.CloseRead(err) // fail the writer at once
 		} else {
-			pr.CloseWithError(io.ErrClosedPipe) // Put returned: nothing more may be written
+			pipe.CloseRead(io.ErrClosedPipe) // Put returned: nothing more may be written
 		}
 		putDone <- err
 	}()
 
-	qr, qw := io.Pipe()
-	type parseResult struct {
-		f   *dicom.File
-		err error
-	}
-	parseDone := make(chan parseResult, 1)
-	go func() {
-		f, err := dicom.Parse(qr, dicom.ReadOptions{SkipBulk: true})
-		if err == nil {
-			_, err = io.Copy(io.Discard, qr) // trailing bytes, if the parser stopped early
-		}
-		if err != nil {
-			qr.CloseWithError(err) // fails the copy at once
-		}
-		parseDone <- parseResult{f, err}
-	}()
-
 	w := &written{put: putDone}
-	enc, err := envelope.NewWriter(pw, dek, []byte(key))
+	enc, err := envelope.NewWriter(io.MultiWriter(ctHash, pipe), dek, []byte(key))
 	if err != nil {
-		pw.CloseWithError(err)
-		qw.CloseWithError(err)
+		pipe.CloseWrite(err)
 		w.waitPut()
-		<-parseDone
 		return nil, fmt.Errorf("mint: encrypt: %w", err)
 	}
 	ptHash := sha256.New()
-	buf := make([]byte, 256<<10)
-	n, copyErr := io.CopyBuffer(io.MultiWriter(ptHash, qw, enc), readerOnly{plain}, buf)
-	if copyErr == nil {
-		copyErr = enc.Close()
+	tee := &teeReader{r: plain, w: io.MultiWriter(ptHash, enc)}
+	f, parseErr := dicom.Parse(tee, dicom.ReadOptions{SkipBulk: true})
+	if parseErr == nil {
+		parseErr = drain(tee) // trailing bytes, if the parser stopped early, are stored too
 	}
-	qw.CloseWithError(copyErr)
-	pw.CloseWithError(copyErr) // nil: EOF, the Put completes
-	parsed := <-parseDone
+	var encErr error
+	if parseErr == nil && tee.err == nil {
+		encErr = enc.Close()
+	}
+	pipe.CloseWrite(errors.Join(tee.err, parseErr, encErr)) // nil: EOF, the Put completes
 	<-ctr.done
 
 	var failed error
-	var srcErr *sourceError
 	switch {
-	case errors.As(copyErr, &srcErr):
-		failed = fmt.Errorf("mint: read instance: %w", srcErr.err)
-	case copyErr != nil && w.waitPut() != nil:
+	case tee.srcErr != nil:
+		failed = fmt.Errorf("mint: read instance: %w", tee.srcErr)
+	case (tee.err != nil || encErr != nil) && w.waitPut() != nil:
 		failed = fmt.Errorf("mint: store blob: %w", w.putErr)
-	case parsed.err != nil:
-		failed = fmt.Errorf("%w: %w", ErrNotDICOM, parsed.err)
-	case copyErr != nil:
-		failed = fmt.Errorf("mint: encrypt: %w", copyErr)
+	case tee.err != nil || encErr != nil:
+		failed = fmt.Errorf("mint: encrypt: %w", errors.Join(tee.err, encErr))
+	case parseErr != nil:
+		failed = fmt.Errorf("%w: %w", ErrNotDICOM, parseErr)
 	}
 	if failed != nil {
 		if w.waitPut() == nil {
@@ -457,24 +444,143 @@ func (p *Pipeline) write(ctx context.Context, key string, dek []byte, plain io.R
 		}
 		return nil, failed
 	}
-	w.file, w.size, w.ptSum, w.ctSum = parsed.f, n, ptHash.Sum(nil), ctHash.Sum(nil)
-	w.ctSize = envelope.CiphertextSize(n)
+	w.file, w.size, w.ptSum, w.ctSum = f, tee.n, ptHash.Sum(nil), ctHash.Sum(nil)
+	w.ctSize = envelope.CiphertextSize(tee.n)
 	return w, nil
 }
 
-// readerOnly hides WriterTo, so that CopyBuffer uses our buffer, and
-// marks read errors as the source's.
-type readerOnly struct{ r io.Reader }
+// pipeDepth is how many ciphertext chunks the encryption may run ahead
+// of the Put.
+const pipeDepth = 16
 
-func (r readerOnly) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
+// aheadPipe is a one-writer, one-reader pipe holding up to depth chunks,
+// so that its ends run concurrently rather than in lock step as with
+// io.Pipe. Memory stays bounded by depth chunks.
+type aheadPipe struct {
+	data  chan []byte
+	free  chan []byte
+	done  chan struct{} // closed by CloseRead
+	once  sync.Once
+	size  int
+	alloc int    // chunks allocated so far (writer side)
+	rerr  error  // CloseRead's error, set before done closes
+	werr  error  // CloseWrite's error, set before data closes
+	cur   []byte // unread part of buf (reader side)
+	buf   []byte
+}
+
+func newAheadPipe(depth, size int) *aheadPipe {
+	return &aheadPipe{data: make(chan []byte, depth), free: make(chan []byte, depth+1), done: make(chan struct{}), size: size}
+}
+
+// Write queues a copy of b; it fails once the reader has closed.
+func (p *aheadPipe) Write(b []byte) (int, error) {
+	n := 0
+	for len(b) > 0 {
+		var buf []byte
+		select {
+		case buf = <-p.free:
+		case <-p.done:
+			return n, p.rerr
+		default:
+			if p.alloc < cap(p.data)+1 {
+				p.alloc++
+				buf = make([]byte, 0, p.size)
+				break
+			}
+			select {
+			case buf = <-p.free:
+			case <-p.done:
+				return n, p.rerr
+			}
+		}
+		c := min(len(b), cap(buf))
+		buf = append(buf[:0], b[:c]...)
+		select {
+		case p.data <- buf:
+		case <-p.done:
+			return n, p.rerr
+		}
+		n, b = n+c, b[c:]
+	}
+	return n, nil
+}
+
+// CloseWrite ends the stream: the reader sees err after the queued data,
+// or io.EOF if err is nil. The writer calls it once.
+func (p *aheadPipe) CloseWrite(err error) {
+	p.werr = err
+	close(p.data)
+}
+
+// Read returns queued data.
+func (p *aheadPipe) Read(b []byte) (int, error) {
+	if len(p.cur) == 0 {
+		if p.buf != nil {
+			p.free <- p.buf // room for every chunk there is
+			p.buf = nil
+		}
+		buf, ok := <-p.data
+		if !ok {
+			if p.werr != nil {
+				return 0, p.werr
+			}
+			return 0, io.EOF
+		}
+		p.buf, p.cur = buf, buf
+	}
+	n := copy(b, p.cur)
+	p.cur = p.cur[n:]
+	return n, nil
+}
+
+// CloseRead makes further writes fail with err.
+func (p *aheadPipe) CloseRead(err error) {
+	p.once.Do(func() {
+		p.rerr = err
+		close(p.done)
+	})
+}
+
+// teeReader passes what it reads on to w, counting it. A read error is
+// the source's (srcErr), a write error the sink's (err); either ends the
+// stream.
+type teeReader struct {
+	r      io.Reader
+	w      io.Writer
+	n      int64
+	srcErr error
+	err    error
+}
+
+func (t *teeReader) Read(p []byte) (int, error) {
+	if t.err != nil {
+		return 0, t.err
+	}
+	n, err := t.r.Read(p)
+	if n > 0 {
+		if _, werr := t.w.Write(p[:n]); werr != nil {
+			t.err = werr
+			return 0, werr
+		}
+		t.n += int64(n)
+	}
 	if err != nil && err != io.EOF {
-		err = &sourceError{err}
+		t.srcErr, t.err = err, err
 	}
 	return n, err
 }
 
-type sourceError struct{ err error }
-
-func (e *sourceError) Error() string { return e.err.Error() }
-func (e *sourceError) Unwrap() error { return e.err }
+// drain reads r to its end.
+func drain(r io.Reader) error {
+	buf := make([]byte, 64<<10)
+	for {
+		_, err := r.Read(buf)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
