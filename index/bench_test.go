@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/medimint/medimint/db/dbtest"
@@ -215,3 +216,67 @@ func BenchmarkMetadata(b *testing.B) {
 type countWriter struct{ n int64 }
 
 func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+// BenchmarkInsert measures indexing one instance (CT_small.dcm's
+// attributes and metadata) in a transaction of its own, and in groups of
+// 8 sent as one batch (as the pipeline's group commit does).
+func BenchmarkInsert(b *testing.B) {
+	pool := dbtest.New(b)
+	ix := New(pool)
+	src, err := os.ReadFile("../../shared/dicom-samples/pydicom/CT_small.dcm")
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := dicom.ParseBytes(src, dicom.ReadOptions{SkipBulk: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	n := 0
+	record := func(study, series string) *Record {
+		n++
+		sop := fmt.Sprintf("%s.%d", series, n)
+		d := f.Dataset
+		d.Elements = slices.Clone(d.Elements)
+		d.Set(dicom.NewStrings(tag.StudyInstanceUID, dicom.UI, study))
+		d.Set(dicom.NewStrings(tag.SeriesInstanceUID, dicom.UI, series))
+		d.Set(dicom.NewStrings(tag.SOPInstanceUID, dicom.UI, sop))
+		meta, err := dicom.AppendJSON(nil, &d, &dicom.JSONOptions{BulkDataThreshold: 1024,
+			BulkDataURI: func(p dicom.ElementPath) string { return BaseURIPlaceholder + "/x/" + p.String() }})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return &Record{Dataset: &d, TransferSyntaxUID: dicom.ExplicitVRLittleEndian, OrgID: "bench",
+			BlobKey: "bench/" + sop, BlobSize: 1, Size: 1, CiphertextSHA256: make([]byte, 32), PlaintextSHA256: make([]byte, 32),
+			Metadata: meta, Frames: Frames{PixelOffset: 1000, FrameLength: 512 * 512 * 2},
+			Bulk: map[string]Span{"7FE00010": {1000, 512 * 512 * 2}}}
+	}
+	for _, group := range []int{1, 8} {
+		b.Run(fmt.Sprintf("group=%d", group), func(b *testing.B) {
+			study := fmt.Sprintf("1.2.826.0.1.3680043.10.8.%d", group)
+			series := study + ".1"
+			recs := make([]*Record, group)
+			for b.Loop() {
+				for i := range recs {
+					recs[i] = record(study, series)
+				}
+				var batch pgx.Batch
+				batch.BeginTx(pgx.TxOptions{})
+				for _, r := range recs {
+					if err := ix.QueueInsert(&batch, r); err != nil {
+						b.Fatal(err)
+					}
+				}
+				br := pool.SendBatch(ctx, &batch)
+				tx := br.Tx()
+				if err := br.Close(); err != nil {
+					b.Fatal(err)
+				}
+				if err := tx.Commit(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*group), "µs/instance")
+		})
+	}
+}

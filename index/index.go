@@ -189,7 +189,10 @@ ON CONFLICT (org_id, patient_id, issuer_of_patient_id) DO UPDATE SET
     patient_birth_date_raw = CASE WHEN EXCLUDED.patient_birth_date_raw <> '' THEN EXCLUDED.patient_birth_date_raw ELSE patients.patient_birth_date_raw END,
     patient_birth_date = CASE WHEN EXCLUDED.patient_birth_date_raw <> '' THEN EXCLUDED.patient_birth_date ELSE patients.patient_birth_date END,
     patient_sex = CASE WHEN EXCLUDED.patient_sex <> '' THEN EXCLUDED.patient_sex ELSE patients.patient_sex END,
-    updated_at = now()`,
+    updated_at = now()
+WHERE (EXCLUDED.patient_name <> '' AND (EXCLUDED.patient_name, EXCLUDED.patient_name_norm) IS DISTINCT FROM (patients.patient_name, patients.patient_name_norm))
+    OR (EXCLUDED.patient_birth_date_raw <> '' AND EXCLUDED.patient_birth_date_raw <> patients.patient_birth_date_raw)
+    OR (EXCLUDED.patient_sex <> '' AND EXCLUDED.patient_sex <> patients.patient_sex)`,
 		r.OrgID, pid, issuer, pname, pn.norm, pn.family, pn.given, pn.middle, birthRaw, birth, sex).Fn = func(br pgx.BatchResults) error {
 		if _, err := br.Exec(); err != nil {
 			return fail("file patient", err)
