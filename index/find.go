@@ -378,15 +378,21 @@ func (b *sqlBuilder) cond(a *attr, q Level, values []string, fuzzy bool) (string
 }
 
 // pnCond matches a person name case-insensitively: exactly, by wildcard,
-// or (fuzzy) each query word as the prefix of some name component.
+// or (fuzzy) each query word as the prefix of some name component, in any
+// of its component groups (alphabetic, ideographic, phonetic).
 func (b *sqlBuilder) pnCond(a *attr, typed, v string, fuzzy bool) string {
-	norm := typed + "_norm"
+	groups := []string{typed + "_norm", typed + "_ideo", typed + "_phon"}
 	if !fuzzy {
 		qv := pnQueryNorm(v)
-		if !hasWildcard(qv) {
-			return norm + " = " + b.arg(qv)
+		var ors []string
+		for _, g := range groups {
+			if !hasWildcard(qv) {
+				ors = append(ors, g+" = "+b.arg(qv))
+			} else {
+				ors = append(ors, b.likeWithPrefix(g, qv))
+			}
 		}
-		return b.likeWithPrefix(norm, qv)
+		return "(" + strings.Join(ors, " OR ") + ")"
 	}
 	var words []string
 	for w := range strings.FieldsFuncSeq(strings.ToUpper(v), func(r rune) bool { return r == '^' || r == ' ' || r == '=' || r == ',' }) {
@@ -399,17 +405,19 @@ func (b *sqlBuilder) pnCond(a *attr, typed, v string, fuzzy bool) string {
 	}
 	var ands []string
 	for _, w := range words {
-		if a.tag == tag.PatientName {
-			var ors []string
-			for _, c := range []string{"_family", "_given", "_middle"} {
-				ors = append(ors, b.likeWithPrefix(typed+c, w+"*"))
-			}
-			ands = append(ands, "("+strings.Join(ors, " OR ")+")")
-			continue
-		}
-		// Other names have no component columns: match component starts.
+		var ors []string
 		p, _ := likePattern(w)
-		ands = append(ands, "("+norm+" LIKE "+b.arg(p+"%")+" OR "+norm+" LIKE "+b.arg("%^"+p+"%")+" OR "+norm+" LIKE "+b.arg("% "+p+"%")+")")
+		for i, g := range groups {
+			if i == 0 && a.tag == tag.PatientName {
+				for _, c := range []string{"_family", "_given", "_middle"} {
+					ors = append(ors, b.likeWithPrefix(typed+c, w+"*"))
+				}
+				continue
+			}
+			// No component columns: match component starts.
+			ors = append(ors, g+" LIKE "+b.arg(p+"%"), g+" LIKE "+b.arg("%^"+p+"%"), g+" LIKE "+b.arg("% "+p+"%"))
+		}
+		ands = append(ands, "("+strings.Join(ors, " OR ")+")")
 	}
 	return "(" + strings.Join(ands, " AND ") + ")"
 }

@@ -178,22 +178,26 @@ func (ix *Index) QueueInsert(b *pgx.Batch, r *Record) error {
 	// corrections sent later take effect.
 	b.Queue(`
 INSERT INTO patients (org_id, patient_id, issuer_of_patient_id, patient_name, patient_name_norm,
-    patient_name_family, patient_name_given, patient_name_middle, patient_birth_date_raw, patient_birth_date, patient_sex)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+    patient_name_family, patient_name_given, patient_name_middle, patient_birth_date_raw, patient_birth_date, patient_sex,
+    patient_name_ideo, patient_name_phon)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 ON CONFLICT (org_id, patient_id, issuer_of_patient_id) DO UPDATE SET
     patient_name = CASE WHEN EXCLUDED.patient_name <> '' THEN EXCLUDED.patient_name ELSE patients.patient_name END,
     patient_name_norm = CASE WHEN EXCLUDED.patient_name <> '' THEN EXCLUDED.patient_name_norm ELSE patients.patient_name_norm END,
     patient_name_family = CASE WHEN EXCLUDED.patient_name <> '' THEN EXCLUDED.patient_name_family ELSE patients.patient_name_family END,
     patient_name_given = CASE WHEN EXCLUDED.patient_name <> '' THEN EXCLUDED.patient_name_given ELSE patients.patient_name_given END,
     patient_name_middle = CASE WHEN EXCLUDED.patient_name <> '' THEN EXCLUDED.patient_name_middle ELSE patients.patient_name_middle END,
+    patient_name_ideo = CASE WHEN EXCLUDED.patient_name <> '' THEN EXCLUDED.patient_name_ideo ELSE patients.patient_name_ideo END,
+    patient_name_phon = CASE WHEN EXCLUDED.patient_name <> '' THEN EXCLUDED.patient_name_phon ELSE patients.patient_name_phon END,
     patient_birth_date_raw = CASE WHEN EXCLUDED.patient_birth_date_raw <> '' THEN EXCLUDED.patient_birth_date_raw ELSE patients.patient_birth_date_raw END,
     patient_birth_date = CASE WHEN EXCLUDED.patient_birth_date_raw <> '' THEN EXCLUDED.patient_birth_date ELSE patients.patient_birth_date END,
     patient_sex = CASE WHEN EXCLUDED.patient_sex <> '' THEN EXCLUDED.patient_sex ELSE patients.patient_sex END,
     updated_at = now()
-WHERE (EXCLUDED.patient_name <> '' AND (EXCLUDED.patient_name, EXCLUDED.patient_name_norm) IS DISTINCT FROM (patients.patient_name, patients.patient_name_norm))
+WHERE (EXCLUDED.patient_name <> '' AND (EXCLUDED.patient_name, EXCLUDED.patient_name_norm, EXCLUDED.patient_name_ideo, EXCLUDED.patient_name_phon)
+        IS DISTINCT FROM (patients.patient_name, patients.patient_name_norm, patients.patient_name_ideo, patients.patient_name_phon))
     OR (EXCLUDED.patient_birth_date_raw <> '' AND EXCLUDED.patient_birth_date_raw <> patients.patient_birth_date_raw)
     OR (EXCLUDED.patient_sex <> '' AND EXCLUDED.patient_sex <> patients.patient_sex)`,
-		r.OrgID, pid, issuer, pname, pn.norm, pn.family, pn.given, pn.middle, birthRaw, birth, sex).Fn = func(br pgx.BatchResults) error {
+		r.OrgID, pid, issuer, pname, pn.norm, pn.family, pn.given, pn.middle, birthRaw, birth, sex, pn.ideo, pn.phon).Fn = func(br pgx.BatchResults) error {
 		if _, err := br.Exec(); err != nil {
 			return fail("file patient", err)
 		}
@@ -204,6 +208,7 @@ WHERE (EXCLUDED.patient_name <> '' AND (EXCLUDED.patient_name, EXCLUDED.patient_
 	// that it is written once per record.
 	studyDateRaw, studyTimeRaw := text(ds, tag.StudyDate), text(ds, tag.StudyTime)
 	ref := text(ds, tag.ReferringPhysicianName)
+	refPN := normalisePN(ref)
 	modality := text(ds, tag.Modality)
 	b.Queue(`
 INSERT INTO studies AS st (study_instance_uid, patient_pk, org_id, specific_character_set,
@@ -211,11 +216,12 @@ INSERT INTO studies AS st (study_instance_uid, patient_pk, org_id, specific_char
     patient_name_middle, patient_birth_date_raw, patient_birth_date, patient_sex,
     study_date_raw, study_date, study_time_raw, study_time, accession_number,
     referring_physician_name, referring_physician_name_norm, study_id, study_description,
-    number_of_instances, modalities_in_study)
+    number_of_instances, modalities_in_study, patient_name_ideo, patient_name_phon,
+    referring_physician_name_ideo, referring_physician_name_phon)
 SELECT $1, p.pk, $2, $5, p.patient_id, p.issuer_of_patient_id, p.patient_name, p.patient_name_norm,
     p.patient_name_family, p.patient_name_given, p.patient_name_middle, p.patient_birth_date_raw,
     p.patient_birth_date, p.patient_sex, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-    1, CASE WHEN $15 = '' THEN '{}'::text[] ELSE ARRAY[$15::text] END
+    1, CASE WHEN $15 = '' THEN '{}'::text[] ELSE ARRAY[$15::text] END, p.patient_name_ideo, p.patient_name_phon, $16, $17
 FROM patients p WHERE p.org_id = $2 AND p.patient_id = $3 AND p.issuer_of_patient_id = $4
 ON CONFLICT (study_instance_uid) DO UPDATE SET
     specific_character_set = CASE WHEN EXCLUDED.specific_character_set <> '' THEN EXCLUDED.specific_character_set ELSE st.specific_character_set END,
@@ -224,6 +230,8 @@ ON CONFLICT (study_instance_uid) DO UPDATE SET
     patient_name_family = CASE WHEN st.patient_pk = EXCLUDED.patient_pk THEN EXCLUDED.patient_name_family ELSE st.patient_name_family END,
     patient_name_given = CASE WHEN st.patient_pk = EXCLUDED.patient_pk THEN EXCLUDED.patient_name_given ELSE st.patient_name_given END,
     patient_name_middle = CASE WHEN st.patient_pk = EXCLUDED.patient_pk THEN EXCLUDED.patient_name_middle ELSE st.patient_name_middle END,
+    patient_name_ideo = CASE WHEN st.patient_pk = EXCLUDED.patient_pk THEN EXCLUDED.patient_name_ideo ELSE st.patient_name_ideo END,
+    patient_name_phon = CASE WHEN st.patient_pk = EXCLUDED.patient_pk THEN EXCLUDED.patient_name_phon ELSE st.patient_name_phon END,
     patient_birth_date_raw = CASE WHEN st.patient_pk = EXCLUDED.patient_pk THEN EXCLUDED.patient_birth_date_raw ELSE st.patient_birth_date_raw END,
     patient_birth_date = CASE WHEN st.patient_pk = EXCLUDED.patient_pk THEN EXCLUDED.patient_birth_date ELSE st.patient_birth_date END,
     patient_sex = CASE WHEN st.patient_pk = EXCLUDED.patient_pk THEN EXCLUDED.patient_sex ELSE st.patient_sex END,
@@ -234,6 +242,8 @@ ON CONFLICT (study_instance_uid) DO UPDATE SET
     accession_number = CASE WHEN EXCLUDED.accession_number <> '' THEN EXCLUDED.accession_number ELSE st.accession_number END,
     referring_physician_name = CASE WHEN EXCLUDED.referring_physician_name <> '' THEN EXCLUDED.referring_physician_name ELSE st.referring_physician_name END,
     referring_physician_name_norm = CASE WHEN EXCLUDED.referring_physician_name <> '' THEN EXCLUDED.referring_physician_name_norm ELSE st.referring_physician_name_norm END,
+    referring_physician_name_ideo = CASE WHEN EXCLUDED.referring_physician_name <> '' THEN EXCLUDED.referring_physician_name_ideo ELSE st.referring_physician_name_ideo END,
+    referring_physician_name_phon = CASE WHEN EXCLUDED.referring_physician_name <> '' THEN EXCLUDED.referring_physician_name_phon ELSE st.referring_physician_name_phon END,
     study_id = CASE WHEN EXCLUDED.study_id <> '' THEN EXCLUDED.study_id ELSE st.study_id END,
     study_description = CASE WHEN EXCLUDED.study_description <> '' THEN EXCLUDED.study_description ELSE st.study_description END,
     number_of_instances = st.number_of_instances + 1,
@@ -242,7 +252,7 @@ ON CONFLICT (study_instance_uid) DO UPDATE SET
     updated_at = now()`,
 		studyUID, r.OrgID, pid, issuer, text(ds, tag.SpecificCharacterSet),
 		studyDateRaw, storedDate(studyDateRaw), studyTimeRaw, storedTime(studyTimeRaw), text(ds, tag.AccessionNumber),
-		ref, normalisePN(ref).norm, text(ds, tag.StudyID), text(ds, tag.StudyDescription), modality).Fn = func(br pgx.BatchResults) error {
+		ref, refPN.norm, text(ds, tag.StudyID), text(ds, tag.StudyDescription), modality, refPN.ideo, refPN.phon).Fn = func(br pgx.BatchResults) error {
 		ct, err := br.Exec()
 		if err == nil && ct.RowsAffected() != 1 {
 			err = errors.New("patient row missing")

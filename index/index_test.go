@@ -593,3 +593,63 @@ func TestFindStudyFilter(t *testing.T) {
 		})
 	}
 }
+
+// Person names match on any component group: a Japanese name in its
+// alphabetic, ideographic and phonetic forms is found by each of them.
+func TestFindPersonNameGroups(t *testing.T) {
+	ix := New(dbtest.New(t))
+	ctx := context.Background()
+	for _, in := range []inst{
+		{"2.1", "2.1.1", "2.1.1.1", map[string]string{"SpecificCharacterSet": "ISO_IR 192", "PatientID": "J1",
+			"PatientName": "Yamada^Tarou=山田^太郎=やまだ^たろう", "ReferringPhysicianName": "Sato^Ichiro=佐藤^一郎=さとう^いちろう"}},
+		{"2.2", "2.2.1", "2.2.1.1", map[string]string{"SpecificCharacterSet": "ISO_IR 192", "PatientID": "J2",
+			"PatientName": "Suzuki^Hanako=鈴木^花子=すずき^はなこ"}},
+		{"2.3", "2.3.1", "2.3.1.1", map[string]string{"SpecificCharacterSet": "ISO_IR 192", "PatientID": "J3",
+			"PatientName": "=山田^花子"}},
+	} {
+		if err := insert(t, ix, record(t, in)); err != nil {
+			t.Fatalf("insert %s: %v", in.sop, err)
+		}
+	}
+	f := func(k dicom.Tag, v string) map[dicom.Tag][]string { return map[dicom.Tag][]string{k: {v}} }
+	tests := []struct {
+		name string
+		q    Query
+		key  dicom.Tag
+		want []string
+	}{
+		{"ideographic exact", Query{Level: Study, Filters: f(tag.PatientName, "山田^太郎")}, tag.StudyInstanceUID, []string{"2.1"}},
+		{"ideographic prefix", Query{Level: Study, Filters: f(tag.PatientName, "山田*")}, tag.StudyInstanceUID, []string{"2.1", "2.3"}},
+		{"ideographic group in query", Query{Level: Study, Filters: f(tag.PatientName, "=山田^太郎")}, tag.StudyInstanceUID, []string{"2.1"}},
+		{"phonetic exact", Query{Level: Study, Filters: f(tag.PatientName, "やまだ^たろう")}, tag.StudyInstanceUID, []string{"2.1"}},
+		{"phonetic prefix", Query{Level: Study, Filters: f(tag.PatientName, "すず*")}, tag.StudyInstanceUID, []string{"2.2"}},
+		{"alphabetic still", Query{Level: Study, Filters: f(tag.PatientName, "yamada^tarou")}, tag.StudyInstanceUID, []string{"2.1"}},
+		{"alphabetic prefix", Query{Level: Study, Filters: f(tag.PatientName, "YAMA*")}, tag.StudyInstanceUID, []string{"2.1"}},
+		{"all groups in query", Query{Level: Study, Filters: f(tag.PatientName, "Yamada^Tarou=山田^太郎=やまだ^たろう")}, tag.StudyInstanceUID, []string{"2.1"}},
+		{"no mixing of groups", Query{Level: Study, Filters: f(tag.PatientName, "山田^たろう")}, tag.StudyInstanceUID, nil},
+		{"fuzzy ideographic given", Query{Level: Study, Filters: f(tag.PatientName, "太郎"), FuzzyMatching: true}, tag.StudyInstanceUID, []string{"2.1"}},
+		{"fuzzy phonetic family", Query{Level: Study, Filters: f(tag.PatientName, "やま"), FuzzyMatching: true}, tag.StudyInstanceUID, []string{"2.1"}},
+		{"referring ideographic", Query{Level: Study, Filters: f(tag.ReferringPhysicianName, "佐藤*")}, tag.StudyInstanceUID, []string{"2.1"}},
+		{"referring phonetic", Query{Level: Study, Filters: f(tag.ReferringPhysicianName, "さとう^いちろう")}, tag.StudyInstanceUID, []string{"2.1"}},
+		{"patient level", Query{Level: Patient, Filters: f(tag.PatientName, "山田*")}, tag.PatientID, []string{"J1", "J3"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := ix.Find(ctx, tc.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := uids(res, tc.key); !slices.Equal(got, tc.want) {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	// What is returned is the name as stored, all groups.
+	res, err := ix.Find(ctx, Query{Level: Study, Filters: f(tag.PatientName, "山田^太郎")})
+	if err != nil || len(res.Matches) != 1 {
+		t.Fatalf("%v %v", res.Matches, err)
+	}
+	if got := res.Matches[0].String(tag.PatientName); got != "Yamada^Tarou=山田^太郎=やまだ^たろう" {
+		t.Errorf("PatientName = %q", got)
+	}
+}

@@ -68,30 +68,29 @@ func integer(ds *dicom.Dataset, t dicom.Tag) *int32 {
 type personName struct {
 	norm                  string // upper-cased first non-empty component group, trailing '^' trimmed
 	family, given, middle string
+	// ideo and phon are the ideographic and phonetic groups, normalised
+	// like norm, so that any group can match.
+	ideo, phon string
 }
 
 // normalisePN upper-cases the alphabetic component group of a PN value
 // (or the first non-empty group, for names given only ideographically),
 // trims spaces around components and drops empty trailing components, so
-// that "Doe^John^^^" and "DOE^JOHN" are equal.
+// that "Doe^John^^^" and "DOE^JOHN" are equal. The ideographic and
+// phonetic groups are normalised alike.
 func normalisePN(v string) personName {
 	if i := strings.IndexByte(v, '\\'); i >= 0 {
 		v = v[:i] // first value only
 	}
-	var group string
-	for g := range strings.SplitSeq(v, "=") {
+	groups := strings.SplitN(v, "=", 3)
+	var first string
+	for _, g := range groups {
 		if strings.Trim(g, " ^") != "" {
-			group = g
+			first = g
 			break
 		}
 	}
-	comps := strings.Split(strings.ToUpper(group), "^")
-	for i := range comps {
-		comps[i] = strings.TrimSpace(comps[i])
-	}
-	for len(comps) > 0 && comps[len(comps)-1] == "" {
-		comps = comps[:len(comps)-1]
-	}
+	comps := pnComponents(first)
 	pn := personName{norm: strings.Join(comps, "^")}
 	if len(comps) > 0 {
 		pn.family = comps[0]
@@ -102,23 +101,44 @@ func normalisePN(v string) personName {
 	if len(comps) > 2 {
 		pn.middle = comps[2]
 	}
+	if len(groups) > 1 {
+		pn.ideo = strings.Join(pnComponents(groups[1]), "^")
+	}
+	if len(groups) > 2 {
+		pn.phon = strings.Join(pnComponents(groups[2]), "^")
+	}
 	return pn
 }
 
-// pnQueryNorm normalises a PN query value like normalisePN but keeps
-// wildcards, and keeps a trailing '*' component.
-func pnQueryNorm(v string) string {
-	if i := strings.IndexByte(v, '='); i >= 0 && strings.Trim(v[:i], " ^") != "" {
-		v = v[:i]
-	}
-	comps := strings.Split(strings.ToUpper(v), "^")
+// pnComponents upper-cases a component group and splits it into its
+// trimmed components, without empty trailing ones.
+func pnComponents(group string) []string {
+	comps := strings.Split(strings.ToUpper(group), "^")
 	for i := range comps {
 		comps[i] = strings.TrimSpace(comps[i])
 	}
 	for len(comps) > 0 && comps[len(comps)-1] == "" {
 		comps = comps[:len(comps)-1]
 	}
-	return strings.Join(comps, "^")
+	return comps
+}
+
+// pnQueryNorm normalises a PN query value like normalisePN but keeps
+// wildcards, and keeps a trailing '*' component. Of a query with several
+// component groups the first non-empty one is matched (against every
+// stored group).
+func pnQueryNorm(v string) string {
+	if strings.Contains(v, "=") {
+		groups := strings.Split(v, "=")
+		v = ""
+		for _, g := range groups {
+			if strings.Trim(g, " ^") != "" {
+				v = g
+				break
+			}
+		}
+	}
+	return strings.Join(pnComponents(v), "^")
 }
 
 // A date or time bound as Postgres accepts it ("2020-01-31",

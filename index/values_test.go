@@ -3,19 +3,36 @@ package index
 import "testing"
 
 func TestNormalisePN(t *testing.T) {
-	tests := []struct{ in, norm, fam, giv, mid string }{
-		{"Doe^John", "DOE^JOHN", "DOE", "JOHN", ""},
-		{"Doe^John^^^", "DOE^JOHN", "DOE", "JOHN", ""},
-		{" Doe ^ John ^ Q", "DOE^JOHN^Q", "DOE", "JOHN", "Q"},
-		{"=山田^太郎", "山田^太郎", "山田", "太郎", ""},
-		{"Yamada^Tarou=山田^太郎", "YAMADA^TAROU", "YAMADA", "TAROU", ""},
-		{"", "", "", "", ""},
-		{`A^B\C^D`, "A^B", "A", "B", ""},
+	tests := []struct{ in, norm, fam, giv, mid, ideo, phon string }{
+		{"Doe^John", "DOE^JOHN", "DOE", "JOHN", "", "", ""},
+		{"Doe^John^^^", "DOE^JOHN", "DOE", "JOHN", "", "", ""},
+		{" Doe ^ John ^ Q", "DOE^JOHN^Q", "DOE", "JOHN", "Q", "", ""},
+		{"=山田^太郎", "山田^太郎", "山田", "太郎", "", "山田^太郎", ""},
+		{"Yamada^Tarou=山田^太郎", "YAMADA^TAROU", "YAMADA", "TAROU", "", "山田^太郎", ""},
+		{"Yamada^Tarou=山田^太郎^^=やまだ^たろう", "YAMADA^TAROU", "YAMADA", "TAROU", "", "山田^太郎", "やまだ^たろう"},
+		{"", "", "", "", "", "", ""},
+		{`A^B\C^D`, "A^B", "A", "B", "", "", ""},
 	}
 	for _, tc := range tests {
 		pn := normalisePN(tc.in)
-		if pn.norm != tc.norm || pn.family != tc.fam || pn.given != tc.giv || pn.middle != tc.mid {
+		if pn.norm != tc.norm || pn.family != tc.fam || pn.given != tc.giv || pn.middle != tc.mid || pn.ideo != tc.ideo || pn.phon != tc.phon {
 			t.Errorf("normalisePN(%q) = %+v", tc.in, pn)
+		}
+	}
+}
+
+func TestPNQueryNorm(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"doe^john^^", "DOE^JOHN"},
+		{"山田*", "山田*"},
+		{"=山田^太郎", "山田^太郎"},
+		{"Yamada^Tarou=山田^太郎", "YAMADA^TAROU"},
+		{"==やまだ^たろう", "やまだ^たろう"},
+		{"=", ""},
+	}
+	for _, tc := range tests {
+		if got := pnQueryNorm(tc.in); got != tc.want {
+			t.Errorf("pnQueryNorm(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }
