@@ -208,8 +208,9 @@ func New(cfg Config, deps Deps) *Server {
 // in-flight requests finish (up to Config.ShutdownTimeout) and returns nil.
 // It closes ln.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	conns := newSilentConns(ln)
 	errc := make(chan error, 1)
-	go func() { errc <- s.app.Listener(ln) }()
+	go func() { errc <- s.app.Listener(conns) }()
 	s.log.Info("gateway listening", "addr", ln.Addr().String(), "base_path", s.cfg.BasePath)
 
 	select {
@@ -220,7 +221,25 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info("gateway shutting down", "timeout", s.cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
+	// fasthttp closes keep-alive connections idle between requests itself
+	// (and streams such as /api/events end on RequestCtx.Done); connections
+	// that never sent a request it would wait for, so close those once
+	// they have been silent for a moment.
+	shut := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			conns.closeSilent(time.Second)
+			select {
+			case <-shut:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
 	err := s.app.ShutdownWithContext(sctx)
+	close(shut)
 	// Should ctx end before Listener registered ln, closing it here is what
 	// makes Listener return.
 	_ = ln.Close()

@@ -194,9 +194,14 @@ func (h *hub) dispatch(ctx context.Context, ch access.Change) {
 
 // events streams Server-Sent Events: "change" events as the chain
 // watcher records what concerns the caller, and a comment every 15
-// seconds to keep proxies from closing the stream.
+// seconds to keep proxies from closing the stream. The stream ends when
+// the server shuts down: graceful shutdown waits for every response to
+// end, and this one never would.
 func (a *API) events(c *fiber.Ctx) error {
 	sub := subject(c)
+	// Closed when the server begins to shut down (nil, never closed, for
+	// a connection served outside a listener, as app.Test does).
+	stopping := c.Context().Done()
 	c.Set(fiber.HeaderContentType, "text/event-stream")
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Set("X-Accel-Buffering", "no")
@@ -216,6 +221,9 @@ func (a *API) events(c *fiber.Ctx) error {
 				fmt.Fprintf(w, "event: change\ndata: %s\n\n", b)
 			case <-tick.C:
 				fmt.Fprint(w, ": keep-alive\n\n")
+			case <-stopping:
+				// The client reconnects after retry, to the next server.
+				return
 			}
 			if w.Flush() != nil {
 				return // the client went away
