@@ -113,10 +113,12 @@ func (a *softKey) create(t *testing.T, opts any) []byte {
 	t.Helper()
 	challenge, handle := options(t, opts)
 	a.handle = handle
-	pub := a.key.PublicKey
-	x, y := make([]byte, 32), make([]byte, 32)
-	pub.X.FillBytes(x)
-	pub.Y.FillBytes(y)
+	// The uncompressed point is 0x04 || X || Y (SEC 1), 32 bytes each on P-256.
+	point, err := a.key.PublicKey.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, y := point[1:33], point[33:65]
 	// COSE_Key (RFC 9053): kty EC2, alg ES256, crv P-256, x, y.
 	cose := append(cborHead(5, 5), cborInt(1)...)
 	cose = append(cose, cborInt(2)...)
