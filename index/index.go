@@ -281,7 +281,8 @@ se AS (
         pps_start_date = CASE WHEN EXCLUDED.pps_start_date_raw <> '' THEN EXCLUDED.pps_start_date ELSE se.pps_start_date END,
         pps_start_time_raw = CASE WHEN EXCLUDED.pps_start_time_raw <> '' THEN EXCLUDED.pps_start_time_raw ELSE se.pps_start_time_raw END,
         pps_start_time = CASE WHEN EXCLUDED.pps_start_time_raw <> '' THEN EXCLUDED.pps_start_time ELSE se.pps_start_time END,
-        number_of_instances = se.number_of_instances + 1
+        number_of_instances = se.number_of_instances + 1,
+        metadata_version = se.metadata_version + 1
     RETURNING se.study_pk, xmax = 0 AS created),
 counted AS (
     UPDATE studies SET number_of_series = number_of_series + 1
@@ -372,7 +373,8 @@ VALUES ($1, $2, $3, $4, $5, $6)`, ref.SOPInstanceUID, ref.SeriesInstanceUID, ref
 		return InstanceRef{}, fmt.Errorf("index: tombstone: %w", err)
 	}
 	var left int
-	if err := tx.QueryRow(ctx, `UPDATE series SET number_of_instances = number_of_instances - 1 WHERE pk = $1 RETURNING number_of_instances`, seriesPK).Scan(&left); err != nil {
+	if err := tx.QueryRow(ctx, `UPDATE series SET number_of_instances = number_of_instances - 1, metadata_version = metadata_version + 1
+WHERE pk = $1 RETURNING number_of_instances`, seriesPK).Scan(&left); err != nil {
 		return InstanceRef{}, fmt.Errorf("index: count series: %w", err)
 	}
 	if left == 0 {

@@ -492,6 +492,90 @@ func TestMetadata(t *testing.T) {
 	}
 }
 
+// Study and series metadata come from a per-series document that is
+// built on first use, reused while the series is unchanged, and rebuilt
+// (or bypassed, if rebuilt a moment ago) once instances come and go.
+func TestMetadataSeriesDocument(t *testing.T) {
+	ix := newFixture(t)
+	ctx := context.Background()
+	sops := func(study, series string) []string {
+		t.Helper()
+		var buf bytes.Buffer
+		if err := ix.Metadata(ctx, &buf, "https://h", study, series, ""); err != nil {
+			t.Fatal(err)
+		}
+		var got []map[string]struct{ Value []string }
+		if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+			t.Fatalf("%v: %s", err, buf.Bytes())
+		}
+		var out []string
+		for _, o := range got {
+			out = append(out, o["00080018"].Value[0])
+		}
+		return out
+	}
+	docs := func() (n int, version int64) {
+		t.Helper()
+		if err := ix.pool.QueryRow(ctx, `SELECT count(*), COALESCE(max(sm.version), -1) FROM series_metadata sm
+JOIN series se ON se.pk = sm.series_pk WHERE se.series_instance_uid = '1.1.1'`).Scan(&n, &version); err != nil {
+			t.Fatal(err)
+		}
+		return n, version
+	}
+	if n, _ := docs(); n != 0 {
+		t.Fatalf("%d documents before any request", n)
+	}
+	want := []string{"1.1.1.1", "1.1.1.2", "1.1.2.1"}
+	if got := sops("1.1", ""); !slices.Equal(got, want) {
+		t.Fatalf("study: %q, want %q", got, want)
+	}
+	n, v := docs()
+	if n != 1 {
+		t.Fatalf("%d documents for series 1.1.1 after a request", n)
+	}
+	// Reused: a document altered behind the index's back is what is served.
+	if _, err := ix.pool.Exec(ctx, `UPDATE series_metadata SET doc = convert_to(replace(convert_from(doc, 'UTF8'), '"1.1.1.2"', '"marker"'), 'UTF8')
+WHERE series_pk = (SELECT pk FROM series WHERE series_instance_uid = '1.1.1')`); err != nil {
+		t.Fatal(err)
+	}
+	if got := sops("1.1", "1.1.1"); !slices.Equal(got, []string{"1.1.1.1", "marker"}) {
+		t.Fatalf("series from its document: %q", got)
+	}
+	// A new instance makes the document stale; it was built a moment ago,
+	// so the instances are read one by one instead, and are current.
+	in := fixture[1]
+	in.sop, in.attrs = "1.1.1.3", map[string]string{"PatientName": "Doe^John", "PatientID": "P1", "InstanceNumber": "3"}
+	if err := insert(t, ix, record(t, in)); err != nil {
+		t.Fatal(err)
+	}
+	if got := sops("1.1", "1.1.1"); !slices.Equal(got, []string{"1.1.1.1", "1.1.1.2", "1.1.1.3"}) {
+		t.Fatalf("after an insert: %q", got)
+	}
+	if _, v2 := docs(); v2 != v {
+		t.Fatalf("document rebuilt within rebuildEvery (version %d -> %d)", v, v2)
+	}
+	// Once rebuildEvery has passed, the next request rebuilds it.
+	if _, err := ix.pool.Exec(ctx, `UPDATE series_metadata SET built_at = now() - interval '1 hour'`); err != nil {
+		t.Fatal(err)
+	}
+	if got := sops("1.1", "1.1.1"); !slices.Equal(got, []string{"1.1.1.1", "1.1.1.2", "1.1.1.3"}) {
+		t.Fatalf("rebuilt: %q", got)
+	}
+	if _, v2 := docs(); v2 <= v {
+		t.Fatalf("document not rebuilt (version %d -> %d)", v, v2)
+	}
+	// A delete makes it stale too.
+	if _, err := ix.pool.Exec(ctx, `UPDATE series_metadata SET built_at = now() - interval '1 hour'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgx.BeginFunc(ctx, ix.pool, func(tx pgx.Tx) error { _, err := ix.Delete(ctx, tx, "1.1.1.2", "test"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if got := sops("1.1", ""); !slices.Equal(got, []string{"1.1.1.1", "1.1.1.3", "1.1.2.1"}) {
+		t.Fatalf("after a delete: %q", got)
+	}
+}
+
 func TestInstancesAndFrames(t *testing.T) {
 	ix := newFixture(t)
 	ctx := context.Background()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -19,48 +20,169 @@ const BaseURIPlaceholder = "urn:medimint:base"
 // Metadata writes the stored DICOM JSON of the instances of a study, a
 // series of it, or one instance (series and sop may be empty) to w as a
 // JSON array (WADO-RS /metadata), BulkDataURIs rebased on base (e.g.
-// "https://host/dicom-web"). Instances stream from the database one at a
-// time. No instance is ErrNotFound, reported before anything is written.
+// "https://host/dicom-web"). Study and series metadata come from each
+// series' pre-joined document (table series_metadata): one query reads
+// them all, and a series whose document is missing or out of date has it
+// rebuilt (at most every rebuildEvery while its instances keep changing;
+// in between its instances are read one by one). No instance is
+// ErrNotFound, reported before anything is written.
 func (ix *Index) Metadata(ctx context.Context, w io.Writer, base, study, series, sop string) error {
-	sql := `SELECT d.metadata FROM instances i
-JOIN series se ON se.pk = i.series_pk JOIN studies s ON s.pk = i.study_pk
-JOIN instance_data d ON d.instance_pk = i.pk
-WHERE s.study_instance_uid = $1 AND ($2 = '' OR se.series_instance_uid = $2) AND ($3 = '' OR i.sop_instance_uid = $3)
-ORDER BY se.series_number NULLS LAST, se.pk, i.instance_number NULLS LAST, i.pk`
-	rows, err := ix.pool.Query(ctx, sql, study, series, sop)
+	baseJSON, _ := json.Marshal(base) // a quoted JSON string
+	rb := rebaser{from: []byte(`"BulkDataURI":"` + BaseURIPlaceholder), to: append([]byte(`"BulkDataURI":`), baseJSON[:len(baseJSON)-1]...)}
+	if sop != "" {
+		return ix.instanceMetadata(ctx, w, rb, study, series, sop)
+	}
+	rows, err := ix.pool.Query(ctx, `
+SELECT se.pk, sm.version IS NOT DISTINCT FROM se.metadata_version,
+    sm.series_pk IS NULL OR sm.built_at < now() - $3::interval,
+    CASE WHEN sm.version = se.metadata_version THEN sm.doc END
+FROM studies s JOIN series se ON se.study_pk = s.pk
+LEFT JOIN series_metadata sm ON sm.series_pk = se.pk
+WHERE s.study_instance_uid = $1 AND ($2 = '' OR se.series_instance_uid = $2)
+ORDER BY se.series_number NULLS LAST, se.pk`, study, series, rebuildEvery.String())
 	if err != nil {
 		return fmt.Errorf("index: metadata: %w", err)
 	}
-	defer rows.Close()
-	baseJSON, _ := json.Marshal(base) // a quoted JSON string
-	from := []byte(`"BulkDataURI":"` + BaseURIPlaceholder)
-	to := append([]byte(`"BulkDataURI":`), baseJSON[:len(baseJSON)-1]...)
-	n := 0
-	var meta []byte
+	type part struct {
+		pk      int64
+		current bool
+		rebuild bool
+		doc     []byte
+	}
+	var parts []part
 	for rows.Next() {
-		if err := rows.Scan(&meta); err != nil {
+		var p part
+		if err := rows.Scan(&p.pk, &p.current, &p.rebuild, &p.doc); err != nil {
+			rows.Close()
 			return fmt.Errorf("index: metadata: %w", err)
 		}
-		sep := []byte(",")
-		if n == 0 {
-			sep = []byte("[")
-		}
-		n++
-		if _, err := w.Write(sep); err != nil {
-			return err
-		}
-		if _, err := w.Write(bytes.ReplaceAll(meta, from, to)); err != nil {
-			return err
-		}
+		parts = append(parts, p)
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("index: metadata: %w", err)
 	}
+	for i := range parts {
+		p := &parts[i]
+		if p.current {
+			continue
+		}
+		if p.rebuild {
+			if p.doc, err = ix.buildSeriesMetadata(ctx, p.pk); err != nil {
+				return err
+			}
+		}
+		if p.doc == nil { // rebuilt a moment ago and changed since: read the instances
+			if p.doc, err = ix.joinedMetadata(ctx, p.pk); err != nil {
+				return err
+			}
+		}
+	}
+	n := 0
+	for _, p := range parts {
+		if len(p.doc) == 0 {
+			continue // every instance deleted meanwhile
+		}
+		sep := ","
+		if n == 0 {
+			sep = "["
+		}
+		n++
+		if _, err := io.WriteString(w, sep); err != nil {
+			return err
+		}
+		if err := rb.write(w, p.doc); err != nil {
+			return err
+		}
+	}
 	if n == 0 {
+		return fmt.Errorf("%w: %s/%s", ErrNotFound, study, series)
+	}
+	_, err = io.WriteString(w, "]")
+	return err
+}
+
+// rebuildEvery bounds how often one series' metadata document is rebuilt
+// while its instances keep changing (each rebuild rewrites all of it).
+const rebuildEvery = 5 * time.Second
+
+// seriesDocSQL joins a series' instance metadata in retrieval order.
+const seriesDocSQL = `SELECT count(*), string_agg(d.metadata, ','::bytea ORDER BY i.instance_number NULLS LAST, i.pk)
+FROM instances i JOIN instance_data d ON d.instance_pk = i.pk WHERE i.series_pk = $1`
+
+// buildSeriesMetadata stores and returns the series' document, built in
+// one statement so that the version it records is the one its rows had.
+// It returns nil if the series is gone.
+func (ix *Index) buildSeriesMetadata(ctx context.Context, seriesPK int64) ([]byte, error) {
+	var doc []byte
+	err := ix.pool.QueryRow(ctx, `
+WITH d AS (`+seriesDocSQL+`),
+v AS (SELECT metadata_version FROM series WHERE pk = $1),
+ins AS (
+    INSERT INTO series_metadata (series_pk, version, instances, doc)
+    SELECT $1, v.metadata_version, d.count, d.string_agg FROM d, v WHERE d.count > 0
+    ON CONFLICT (series_pk) DO UPDATE SET version = EXCLUDED.version, instances = EXCLUDED.instances,
+        doc = EXCLUDED.doc, built_at = now()
+    WHERE series_metadata.version < EXCLUDED.version)
+SELECT d.string_agg FROM d`, seriesPK).Scan(&doc)
+	if err != nil {
+		return nil, fmt.Errorf("index: build series metadata: %w", err)
+	}
+	return doc, nil
+}
+
+// joinedMetadata returns the series' document without storing it.
+func (ix *Index) joinedMetadata(ctx context.Context, seriesPK int64) ([]byte, error) {
+	var n int64
+	var doc []byte
+	if err := ix.pool.QueryRow(ctx, seriesDocSQL, seriesPK).Scan(&n, &doc); err != nil {
+		return nil, fmt.Errorf("index: series metadata: %w", err)
+	}
+	return doc, nil
+}
+
+// instanceMetadata writes one instance's metadata as a one-element array.
+func (ix *Index) instanceMetadata(ctx context.Context, w io.Writer, rb rebaser, study, series, sop string) error {
+	var meta []byte
+	err := ix.pool.QueryRow(ctx, `SELECT d.metadata FROM instances i
+JOIN series se ON se.pk = i.series_pk JOIN studies s ON s.pk = i.study_pk
+JOIN instance_data d ON d.instance_pk = i.pk
+WHERE i.sop_instance_uid = $3 AND s.study_instance_uid = $1 AND ($2 = '' OR se.series_instance_uid = $2)`, study, series, sop).Scan(&meta)
+	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("%w: %s/%s/%s", ErrNotFound, study, series, sop)
 	}
-	_, err = w.Write([]byte("]"))
+	if err != nil {
+		return fmt.Errorf("index: metadata: %w", err)
+	}
+	if _, err := io.WriteString(w, "["); err != nil {
+		return err
+	}
+	if err := rb.write(w, meta); err != nil {
+		return err
+	}
+	_, err = io.WriteString(w, "]")
 	return err
+}
+
+// rebaser writes stored metadata with its BulkDataURI placeholder
+// replaced, in place (no copy of the document).
+type rebaser struct{ from, to []byte }
+
+func (r rebaser) write(w io.Writer, doc []byte) error {
+	for {
+		i := bytes.Index(doc, r.from)
+		if i < 0 {
+			_, err := w.Write(doc)
+			return err
+		}
+		if _, err := w.Write(doc[:i]); err != nil {
+			return err
+		}
+		if _, err := w.Write(r.to); err != nil {
+			return err
+		}
+		doc = doc[i+len(r.from):]
+	}
 }
 
 // Instances returns the instances under the entities uids at level (e.g.
