@@ -34,9 +34,9 @@ type committer struct {
 }
 
 type commitReq struct {
-	rec   *index.Record
-	ptSum []byte
-	done  chan commitRes // buffered: a lead hand-off, then the result
+	rec  *index.Record
+	w    *written       // the blob, whose Put may still be running
+	done chan commitRes // buffered: a lead hand-off, then the result
 }
 
 type commitRes struct {
@@ -49,10 +49,11 @@ type commitRes struct {
 	lead   bool // not a result: the receiver leads the next group
 }
 
-// commit indexes rec (whose blob is durable) with the other stores
-// queued meanwhile and returns once its row is committed or has failed.
-func (c *committer) commit(ctx context.Context, p *Pipeline, rec *index.Record, ptSum []byte) commitRes {
-	req := &commitReq{rec: rec, ptSum: ptSum, done: make(chan commitRes, 1)}
+// commit indexes rec with the other stores queued meanwhile and returns
+// once its row is committed (after its blob's Put completed) or has
+// failed.
+func (c *committer) commit(ctx context.Context, p *Pipeline, rec *index.Record, w *written) commitRes {
+	req := &commitReq{rec: rec, w: w, done: make(chan commitRes, 1)}
 	c.mu.Lock()
 	c.queue = append(c.queue, req)
 	lead := !c.leading
@@ -83,9 +84,12 @@ func (c *committer) commit(ctx context.Context, p *Pipeline, rec *index.Record, 
 	return <-req.done
 }
 
-// commitGroup commits the group's rows in one transaction, all or none;
-// if that fails (a duplicate, a conflict, a lost connection), each record
-// is committed on its own so that each gets its own outcome.
+// commitGroup commits the group's rows in one transaction, all or none:
+// the rows go to the server while the blobs' fsyncs run, and COMMIT
+// follows once every Put is done, so a committed row always has its
+// blob. If that fails (a duplicate, a conflict, a failed Put, a lost
+// connection), each record is committed on its own so that each gets its
+// own outcome.
 func (p *Pipeline) commitGroup(ctx context.Context, group []*commitReq) {
 	var b pgx.Batch
 	b.BeginTx(pgx.TxOptions{})
@@ -115,6 +119,12 @@ func (p *Pipeline) commitGroup(ctx context.Context, group []*commitReq) {
 			tx.Rollback(ctx)
 			return err
 		}
+		for _, req := range queued {
+			if err := req.w.waitPut(); err != nil {
+				tx.Rollback(ctx)
+				return err
+			}
+		}
 		return tx.Commit(ctx)
 	}()
 	if err == nil {
@@ -132,7 +142,7 @@ func (p *Pipeline) commitGroup(ctx context.Context, group []*commitReq) {
 // duplicate policy.
 func (p *Pipeline) commitAlone(ctx context.Context, req *commitReq) commitRes {
 	for attempt := 0; ; attempt++ {
-		r := p.commit(ctx, req.rec, req.ptSum)
+		r := p.commit(ctx, req.rec, req.w)
 		// A concurrent store of the same SOP instance can slip past the
 		// duplicate check; the unique index stops it, and a second round
 		// applies the policy against the winner.
@@ -146,7 +156,10 @@ func (p *Pipeline) commitAlone(ctx context.Context, req *commitReq) commitRes {
 // commit writes the index rows and the outbox row in one transaction,
 // applying the duplicate policy. A row already there with rec's blob key
 // is rec's own, committed by a group whose COMMIT reply was lost.
-func (p *Pipeline) commit(ctx context.Context, rec *index.Record, ptSum []byte) (res commitRes) {
+func (p *Pipeline) commit(ctx context.Context, rec *index.Record, w *written) (res commitRes) {
+	if err := w.waitPut(); err != nil {
+		return commitRes{err: fmt.Errorf("mint: store blob: %w", err)}
+	}
 	sop := rec.Dataset.String(dicom.TagSOPInstanceUID)
 	tx, err := p.cfg.Pool.Begin(ctx)
 	if err != nil {
@@ -167,7 +180,7 @@ func (p *Pipeline) commit(ctx context.Context, rec *index.Record, ptSum []byte) 
 				return err
 			}
 			res.old, res.out = prev, Replaced
-		case p.cfg.Duplicates == IgnoreIdenticalDuplicates && bytes.Equal(prev.PlaintextSHA256, ptSum):
+		case p.cfg.Duplicates == IgnoreIdenticalDuplicates && bytes.Equal(prev.PlaintextSHA256, w.ptSum):
 			res.out = Unchanged
 			return nil
 		default:

@@ -311,12 +311,9 @@ func (p *Pipeline) ingest(ctx context.Context, src Source, hdr *dicom.Dataset, t
 	rec.Metadata, rec.Bulk = p.metadata(full, ts, st)
 	rec.Frames = framesOf(w.file, ts)
 
-	// The blob must be durable before its row commits; waiting here, not
-	// inside the transaction, keeps row locks short.
-	if err := w.waitPut(); err != nil {
-		return Stored{}, fmt.Errorf("mint: store blob: %w", err)
-	}
-	res := p.commits.commit(ctx, p, rec, w.ptSum)
+	// The row commits only once the blob is durable; the committer sends
+	// the row while the blob's fsync runs and waits for it before COMMIT.
+	res := p.commits.commit(ctx, p, rec, w)
 	if res.err != nil {
 		committed = res.unsure
 		return Stored{}, res.err
@@ -351,15 +348,14 @@ type written struct {
 	ptSum, ctSum []byte
 
 	put     <-chan error
-	putDone bool
+	putOnce sync.Once
 	putErr  error
 }
 
-// waitPut waits for the blob's Put and returns its error.
+// waitPut waits for the blob's Put and returns its error. It is safe for
+// concurrent use (the group committer waits for its members' Puts).
 func (w *written) waitPut() error {
-	if !w.putDone {
-		w.putErr, w.putDone = <-w.put, true
-	}
+	w.putOnce.Do(func() { w.putErr = <-w.put })
 	return w.putErr
 }
 
