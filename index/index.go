@@ -76,9 +76,11 @@ type Record struct {
 	TransferSyntaxUID string
 	OrgID             string
 
-	BlobKey          string
-	BlobSize         int64 // ciphertext bytes
-	Size             int64 // plaintext Part-10 bytes
+	BlobKey  string
+	BlobSize int64 // ciphertext bytes
+	Size     int64 // plaintext Part-10 bytes
+	// CiphertextSHA256 may be empty: the pipeline hashes ciphertext only
+	// when it publishes the study's bundle.
 	CiphertextSHA256 []byte
 	PlaintextSHA256  []byte
 
@@ -338,7 +340,7 @@ INSERT INTO instance_data (instance_pk, metadata, pixel_offset, frame_length, fr
 SELECT i.pk, $15, $18, $19, $20, $21, $22, $16 FROM i`,
 		sopUID, r.OrgID, sopClass, integer(ds, tag.InstanceNumber),
 		integer(ds, tag.Rows), integer(ds, tag.Columns), integer(ds, tag.BitsAllocated), integer(ds, tag.NumberOfFrames),
-		r.TransferSyntaxUID, r.BlobKey, r.BlobSize, r.Size, r.CiphertextSHA256, r.PlaintextSHA256,
+		r.TransferSyntaxUID, r.BlobKey, r.BlobSize, r.Size, nonNil(r.CiphertextSHA256), r.PlaintextSHA256,
 		meta, string(bulkJSON), seriesUID, pixOff, frameLen, fragOffs, fragLens, frameFrags).Fn = func(br pgx.BatchResults) error {
 		ct, err := br.Exec()
 		var pgErr *pgconn.PgError
@@ -432,4 +434,12 @@ WHERE i.sop_instance_uid = $1`
 		return InstanceRef{}, 0, 0, fmt.Errorf("index: look up %s: %w", sopUID, err)
 	}
 	return ref, seriesPK, studyPK, nil
+}
+
+// nonNil keeps an empty digest from being sent as NULL.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }

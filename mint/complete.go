@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/medimint/medimint/dicom"
 	"github.com/medimint/medimint/dicom/tag"
 	"github.com/medimint/medimint/index"
+	"github.com/medimint/medimint/mint/envelope"
 )
 
 // EncryptionScheme names, in published metadata, how bundle objects are
@@ -184,6 +186,42 @@ func (p *Pipeline) RunCompletion(ctx context.Context, workers int, poll time.Dur
 	}
 }
 
+// pinBlob pins the instance's blob as stored, reading it once: as it
+// goes to the pinner it is hashed (the manifest's SHA-256; ingest does
+// not hash ciphertext) and authenticated under the study's key, so that a
+// blob altered at rest fails the completion instead of being published
+// with a hash that vouches for it.
+func (p *Pipeline) pinBlob(ctx context.Context, r index.InstanceRef, dek []byte) (cid string, sum []byte, err error) {
+	blob, err := p.cfg.Blobs.Get(ctx, r.BlobKey)
+	if err != nil {
+		return "", nil, fmt.Errorf("mint: bundle %s: %w", r.BlobKey, err)
+	}
+	defer blob.Close()
+	h := sha256.New()
+	pr, pw := io.Pipe()
+	verified := make(chan error, 1)
+	go func() {
+		dr, err := envelope.NewReader(pr, dek, []byte(r.BlobKey))
+		if err == nil {
+			_, err = io.Copy(io.Discard, dr)
+		}
+		pr.CloseWithError(err) // a failure stops the pinning too
+		verified <- err
+	}()
+	c, err := p.cfg.Pinner.Add(ctx, io.TeeReader(blob, io.MultiWriter(h, pw)))
+	pw.CloseWithError(err) // nil: EOF, the check completes
+	verr := <-verified
+	switch {
+	case errors.Is(verr, envelope.ErrAuth) || errors.Is(verr, envelope.ErrFormat):
+		return "", nil, fmt.Errorf("mint: bundle %s: stored blob fails authentication: %w", r.BlobKey, verr)
+	case err != nil:
+		return "", nil, fmt.Errorf("mint: pin %s: %w", r.BlobKey, err)
+	case verr != nil:
+		return "", nil, fmt.Errorf("mint: bundle %s: check: %w", r.BlobKey, verr)
+	}
+	return c.String(), h.Sum(nil), nil
+}
+
 // completeStudy publishes the study's bundle and queues its mint job.
 // Everything before the final transaction is idempotent (same bytes, same
 // CIDs), so a retry or a second worker after a lapsed lease is harmless;
@@ -206,18 +244,17 @@ func (p *Pipeline) completeStudy(ctx context.Context, j Job) error {
 	if err != nil {
 		return err
 	}
+	dek, err := p.studyKey(ctx, study)
+	if err != nil {
+		return err
+	}
 	man := Manifest{Schema: "medimint-bundle/1", StudyRef: studyRef, Encryption: EncryptionScheme}
 	for _, r := range refs {
-		blob, err := p.cfg.Blobs.Get(ctx, r.BlobKey)
+		c, sum, err := p.pinBlob(ctx, r, dek)
 		if err != nil {
-			return fmt.Errorf("mint: bundle %s: %w", r.BlobKey, err)
+			return err
 		}
-		c, err := p.cfg.Pinner.Add(ctx, blob)
-		blob.Close()
-		if err != nil {
-			return fmt.Errorf("mint: pin %s: %w", r.BlobKey, err)
-		}
-		man.Objects = append(man.Objects, ManifestObject{CID: c.String(), Size: r.BlobSize, SHA256: hex.EncodeToString(r.CiphertextSHA256)})
+		man.Objects = append(man.Objects, ManifestObject{CID: c, Size: r.BlobSize, SHA256: hex.EncodeToString(sum)})
 	}
 	manJSON, err := json.Marshal(man)
 	if err != nil {

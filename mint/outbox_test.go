@@ -2,12 +2,21 @@ package mint
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/medimint/medimint/index"
 )
 
 // makeDue makes every pending job due now, standing in for the passing
@@ -207,5 +216,92 @@ func TestSweep(t *testing.T) {
 	}
 	if b := e.retrieve(t, st.SOPInstanceUID); len(b) == 0 {
 		t.Error("indexed instance lost")
+	}
+}
+
+// The manifest's digests are those of the pinned ciphertext (hashed when
+// the bundle is published, not at ingest), and a blob altered at rest
+// fails its study's completion rather than being published.
+func TestCompletionHashesAndAuthenticatesBlobs(t *testing.T) {
+	e := newEnv(t, RejectDuplicates)
+	e.p.cfg.StableAge = time.Hour
+	var studies []string
+	for s := range 2 {
+		study := fmt.Sprintf("1.2.826.0.1.3680043.10.997.%d", s)
+		studies = append(studies, study)
+		b, _ := phiStudy(t, study, study+".1.1")
+		if _, err := e.p.StorePart10(e.ctx, e.src, bytes.NewReader(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Tamper with the second study's blob.
+	refs, err := e.p.Index().Instances(e.ctx, index.Study, studies[1:])
+	if err != nil || len(refs) != 1 {
+		t.Fatal(refs, err)
+	}
+	path := filepath.Join(e.blobDir, filepath.FromSlash(refs[0].BlobKey))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 1
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.makeDue(t)
+	if _, err := e.p.CompleteDue(e.ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	var lastErr string
+	if err := e.p.cfg.Pool.QueryRow(e.ctx, `SELECT COALESCE(last_error, '') FROM outbox WHERE kind = 'study.touched' AND subject = $1 AND done_at IS NULL`,
+		studies[1]).Scan(&lastErr); err != nil || !strings.Contains(lastErr, "fails authentication") {
+		t.Errorf("tampered study: pending completion with error %q (%v)", lastErr, err)
+	}
+	if n := e.count(t, `SELECT count(*) FROM outbox WHERE kind = 'mint' AND subject = $1`, studies[1]); n != 0 {
+		t.Errorf("tampered study got %d mint jobs", n)
+	}
+	// The intact study's manifest names its blob's digest and CID.
+	var manCID string
+	if err := e.p.cfg.Pool.QueryRow(e.ctx, `SELECT manifest_cid FROM study_bundles WHERE study_instance_uid = $1`, studies[0]).Scan(&manCID); err != nil {
+		t.Fatal(err)
+	}
+	c, err := cid.Decode(manCID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := e.pinner.Get(e.ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var man Manifest
+	err = json.NewDecoder(rc).Decode(&man)
+	rc.Close()
+	if err != nil || len(man.Objects) != 1 {
+		t.Fatalf("manifest %+v %v", man, err)
+	}
+	refs, err = e.p.Index().Instances(e.ctx, index.Study, studies[:1])
+	if err != nil || len(refs) != 1 {
+		t.Fatal(refs, err)
+	}
+	blob, err := os.ReadFile(filepath.Join(e.blobDir, filepath.FromSlash(refs[0].BlobKey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(blob)
+	if man.Objects[0].SHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("manifest SHA-256 %s, blob's %x", man.Objects[0].SHA256, sum)
+	}
+	oc, err := cid.Decode(man.Objects[0].CID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned, err := e.pinner.Get(e.ctx, oc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(pinned)
+	pinned.Close()
+	if !bytes.Equal(got, blob) {
+		t.Error("pinned object is not the stored blob")
 	}
 }

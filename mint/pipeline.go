@@ -306,7 +306,7 @@ func (p *Pipeline) ingest(ctx context.Context, src Source, hdr *dicom.Dataset, t
 	}
 	rec := &index.Record{
 		Dataset: full, TransferSyntaxUID: ts.UID, OrgID: src.OrgID,
-		BlobKey: key, BlobSize: w.ctSize, Size: w.size, CiphertextSHA256: w.ctSum, PlaintextSHA256: w.ptSum,
+		BlobKey: key, BlobSize: w.ctSize, Size: w.size, PlaintextSHA256: w.ptSum,
 	}
 	rec.Metadata, rec.Bulk = p.metadata(full, ts, st)
 	rec.Frames = framesOf(w.file, ts)
@@ -345,7 +345,7 @@ func (p *Pipeline) deleteBlob(ctx context.Context, key string) {
 type written struct {
 	file         *dicom.File // full parse, bulk data not loaded
 	size, ctSize int64
-	ptSum, ctSum []byte
+	ptSum        []byte
 
 	put     <-chan error
 	putOnce sync.Once
@@ -378,17 +378,17 @@ func (e *eofReader) Read(p []byte) (int, error) {
 func (e *eofReader) signal() { e.once.Do(func() { close(e.done) }) }
 
 // write streams plain through encryption into the blob store under key,
-// hashing plaintext and ciphertext. The full parse (data set and bulk
-// data offsets) drives the stream: every byte it reads passes on to the
-// plaintext hash and the encryption as it goes by, so the instance is
-// read once, without a second parser or a hand-off between goroutines
-// for it. The ciphertext is hashed as it is made and crosses a pipe with
-// a few chunks of slack to the Put, whose file writes thus overlap the
-// hashing and encryption on the other core. It returns once the
-// ciphertext is handed over whole; the Put's durability is awaited with
-// waitPut. On error nothing is left stored.
+// hashing the plaintext; the ciphertext is hashed once, when the study's
+// bundle is published, so each byte goes through one SHA-256 here. The
+// full parse (data set and bulk data offsets) drives the stream: every
+// byte it reads passes on to the hash and the encryption as it goes by, so
+// the instance is read once, without a second parser or a hand-off
+// between goroutines for it. The ciphertext crosses a pipe with a few
+// chunks of slack to the Put, whose file writes thus overlap the hashing
+// and encryption on the other core. It returns once the ciphertext is
+// handed over whole; the Put's durability is awaited with waitPut. On
+// error nothing is left stored.
 func (p *Pipeline) write(ctx context.Context, key string, dek []byte, plain io.Reader) (*written, error) {
-	ctHash := sha256.New()
 	pipe := newAheadPipe(pipeDepth, envelope.DefaultChunkSize+envelope.Overhead)
 	ctr := &eofReader{r: pipe, done: make(chan struct{})}
 	putDone := make(chan error, 1)
@@ -404,7 +404,7 @@ func (p *Pipeline) write(ctx context.Context, key string, dek []byte, plain io.R
 	}()
 
 	w := &written{put: putDone}
-	enc, err := envelope.NewWriter(io.MultiWriter(ctHash, pipe), dek, []byte(key))
+	enc, err := envelope.NewWriter(pipe, dek, []byte(key))
 	if err != nil {
 		pipe.CloseWrite(err)
 		w.waitPut()
@@ -440,7 +440,7 @@ func (p *Pipeline) write(ctx context.Context, key string, dek []byte, plain io.R
 		}
 		return nil, failed
 	}
-	w.file, w.size, w.ptSum, w.ctSum = f, tee.n, ptHash.Sum(nil), ctHash.Sum(nil)
+	w.file, w.size, w.ptSum = f, tee.n, ptHash.Sum(nil)
 	w.ctSize = envelope.CiphertextSize(tee.n)
 	return w, nil
 }
