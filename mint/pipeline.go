@@ -76,6 +76,7 @@ type Pipeline struct {
 	salt []byte            // for study_ref; loaded once
 
 	commits committer
+	chunks  sync.Pool // *[]byte of pipeChunk capacity, for aheadPipe
 }
 
 const maxCachedDEKs = 4096
@@ -389,7 +390,7 @@ func (e *eofReader) signal() { e.once.Do(func() { close(e.done) }) }
 // handed over whole; the Put's durability is awaited with waitPut. On
 // error nothing is left stored.
 func (p *Pipeline) write(ctx context.Context, key string, dek []byte, plain io.Reader) (*written, error) {
-	pipe := newAheadPipe(pipeDepth, envelope.DefaultChunkSize+envelope.Overhead)
+	pipe := newAheadPipe(pipeDepth, &p.chunks)
 	ctr := &eofReader{r: pipe, done: make(chan struct{})}
 	putDone := make(chan error, 1)
 	go func() {
@@ -422,6 +423,7 @@ func (p *Pipeline) write(ctx context.Context, key string, dek []byte, plain io.R
 	}
 	pipe.CloseWrite(errors.Join(tee.err, parseErr, encErr)) // nil: EOF, the Put completes
 	<-ctr.done
+	pipe.recycle() // the Put reads no more
 
 	var failed error
 	switch {
@@ -449,24 +451,47 @@ func (p *Pipeline) write(ctx context.Context, key string, dek []byte, plain io.R
 // of the Put.
 const pipeDepth = 16
 
+// pipeChunk is the size of an aheadPipe chunk: one sealed envelope chunk.
+const pipeChunk = envelope.DefaultChunkSize + envelope.Overhead
+
 // aheadPipe is a one-writer, one-reader pipe holding up to depth chunks,
 // so that its ends run concurrently rather than in lock step as with
-// io.Pipe. Memory stays bounded by depth chunks.
+// io.Pipe. Memory stays bounded by depth chunks, taken from a pool shared
+// by the pipeline's stores.
 type aheadPipe struct {
-	data  chan []byte
-	free  chan []byte
-	done  chan struct{} // closed by CloseRead
-	once  sync.Once
-	size  int
-	alloc int    // chunks allocated so far (writer side)
-	rerr  error  // CloseRead's error, set before done closes
-	werr  error  // CloseWrite's error, set before data closes
-	cur   []byte // unread part of buf (reader side)
-	buf   []byte
+	data chan []byte
+	free chan []byte
+	done chan struct{} // closed by CloseRead
+	once sync.Once
+	pool *sync.Pool
+	all  []*[]byte // chunks taken from pool (writer side)
+	rerr error     // CloseRead's error, set before done closes
+	werr error     // CloseWrite's error, set before data closes
+	cur  []byte    // unread part of buf (reader side)
+	buf  []byte
 }
 
-func newAheadPipe(depth, size int) *aheadPipe {
-	return &aheadPipe{data: make(chan []byte, depth), free: make(chan []byte, depth+1), done: make(chan struct{}), size: size}
+func newAheadPipe(depth int, pool *sync.Pool) *aheadPipe {
+	return &aheadPipe{data: make(chan []byte, depth), free: make(chan []byte, depth+1), done: make(chan struct{}), pool: pool}
+}
+
+// chunk returns a pooled chunk buffer.
+func (p *aheadPipe) chunk() []byte {
+	b, _ := p.pool.Get().(*[]byte)
+	if b == nil {
+		s := make([]byte, 0, pipeChunk)
+		b = &s
+	}
+	p.all = append(p.all, b)
+	return (*b)[:0]
+}
+
+// recycle returns the chunks to the pool once neither end uses them.
+func (p *aheadPipe) recycle() {
+	for _, b := range p.all {
+		p.pool.Put(b)
+	}
+	p.all = nil
 }
 
 // Write queues a copy of b; it fails once the reader has closed.
@@ -479,9 +504,8 @@ func (p *aheadPipe) Write(b []byte) (int, error) {
 		case <-p.done:
 			return n, p.rerr
 		default:
-			if p.alloc < cap(p.data)+1 {
-				p.alloc++
-				buf = make([]byte, 0, p.size)
+			if len(p.all) < cap(p.data)+1 {
+				buf = p.chunk()
 				break
 			}
 			select {
