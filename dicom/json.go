@@ -587,14 +587,7 @@ func (s *jsonEncodeState) numberStrings(e *Element) error {
 	if len(jsonTrimBoth(v)) == 0 && !jsonHasBackslash(v) {
 		return nil // only padding: an empty value
 	}
-	s.buf = append(s.buf, `,"Value":[`...)
-	first := true
-	for {
-		part, rest, more := jsonCutBackslash(v)
-		if !first {
-			s.buf = append(s.buf, ',')
-		}
-		first = false
+	s.valueArray(v, func(part []byte) {
 		part = jsonTrimBoth(part)
 		switch {
 		case len(part) == 0:
@@ -604,13 +597,26 @@ func (s *jsonEncodeState) numberStrings(e *Element) error {
 		default:
 			s.buf = appendJSONBytes(s.buf, part)
 		}
+	})
+	return nil
+}
+
+// valueArray writes `,"Value":[...]` for a backslash-separated value,
+// calling each to write one value and putting the commas between them.
+func (s *jsonEncodeState) valueArray(v []byte, each func(part []byte)) {
+	s.buf = append(s.buf, `,"Value":[`...)
+	for first := true; ; first = false {
+		part, rest, more := jsonCutBackslash(v)
+		if !first {
+			s.buf = append(s.buf, ',')
+		}
+		each(part)
 		if !more {
 			break
 		}
 		v = rest
 	}
 	s.buf = append(s.buf, ']')
-	return nil
 }
 
 // strings writes the values of a string VR other than PN, DS and IS.
@@ -633,26 +639,14 @@ func (s *jsonEncodeState) strings(e *Element, cs int) error {
 	if len(jsonTrimValueBytes(e.VR, v)) == 0 && !jsonHasBackslash(v) {
 		return nil // only padding: an empty value
 	}
-	s.buf = append(s.buf, `,"Value":[`...)
-	first := true
-	for {
-		part, rest, more := jsonCutBackslash(v)
-		if !first {
-			s.buf = append(s.buf, ',')
-		}
-		first = false
+	s.valueArray(v, func(part []byte) {
 		part = jsonTrimValueBytes(e.VR, part)
 		if len(part) == 0 {
 			s.buf = append(s.buf, "null"...)
 		} else {
 			s.buf = appendJSONBytes(s.buf, part)
 		}
-		if !more {
-			break
-		}
-		v = rest
-	}
-	s.buf = append(s.buf, ']')
+	})
 	return nil
 }
 
@@ -668,14 +662,7 @@ func (s *jsonEncodeState) personNames(e *Element, cs int) error {
 	if jsonPNEmpty(v) {
 		return nil
 	}
-	s.buf = append(s.buf, `,"Value":[`...)
-	first := true
-	for {
-		name, rest, more := jsonCutBackslash(v)
-		if !first {
-			s.buf = append(s.buf, ',')
-		}
-		first = false
+	s.valueArray(v, func(name []byte) {
 		if jsonPNEmpty(name) {
 			s.buf = append(s.buf, "null"...)
 		} else {
@@ -705,12 +692,7 @@ func (s *jsonEncodeState) personNames(e *Element, cs int) error {
 			}
 			s.buf = append(s.buf, '}')
 		}
-		if !more {
-			break
-		}
-		v = rest
-	}
-	s.buf = append(s.buf, ']')
+	})
 	return nil
 }
 
