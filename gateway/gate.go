@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -173,22 +172,14 @@ type bodyTaken struct{}
 
 // closeUnread handles a request refused before its handler read the body
 // (STOW-RS without credentials): what is left of the body must not be read
-// as the next request. It is read and discarded up to maxDrain, as stow
-// does, so that a client still sending gets to read the answer (closing a
-// socket with unread data makes the kernel send RST, which can destroy the
-// answer in flight); beyond that the connection is closed.
+// as the next request, so it is drained, or the connection closed.
 func closeUnread(c *fiber.Ctx) error {
 	err := c.Next()
 	if err == nil || c.Locals(bodyTaken{}) != nil {
 		return err
 	}
-	raw := c.Context().RequestBodyStream()
-	if raw == nil {
-		return err
-	}
-	body := &bodyReader{r: raw}
-	if n, _ := io.Copy(io.Discard, io.LimitReader(body, maxDrain)); n >= maxDrain || body.err != nil {
-		c.Context().SetConnectionClose()
+	if raw := c.Context().RequestBodyStream(); raw != nil {
+		drainOrClose(c, &bodyReader{r: raw})
 	}
 	return err
 }

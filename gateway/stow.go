@@ -108,6 +108,18 @@ var errHeaderCap = errors.New("header cap reached")
 // server has already answered.
 const maxDrain = 8 << 20
 
+// drainOrClose reads and discards what is left of a request body the
+// server has already answered, up to maxDrain, so that a client still
+// sending gets to read the answer (closing a socket with unread data makes
+// the kernel send RST, which can destroy the answer in flight); a longer
+// or broken body closes the connection instead, as it cannot carry
+// another request.
+func drainOrClose(c *fiber.Ctx, body *bodyReader) {
+	if n, _ := io.Copy(io.Discard, io.LimitReader(body, maxDrain)); n >= maxDrain || body.err != nil {
+		c.Context().SetConnectionClose()
+	}
+}
+
 // stow is STOW-RS: POST {base}/studies[/{study}] (PS3.18 10.5).
 func (s *Server) stow(c *fiber.Ctx) (err error) {
 	// Whatever goes wrong before the body is read to its end, the rest of
@@ -128,10 +140,7 @@ func (s *Server) stow(c *fiber.Ctx) (err error) {
 			}
 			body = &bodyReader{r: raw}
 		}
-		if n, _ := io.Copy(io.Discard, io.LimitReader(body, maxDrain)); n < maxDrain && body.err == nil {
-			return
-		}
-		c.Context().SetConnectionClose()
+		drainOrClose(c, body)
 	}()
 
 	target := c.Params("study")
