@@ -145,6 +145,35 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 	return total, nil
 }
 
+// abortMultipart aborts the upload and checks that it is gone. A part
+// whose request we cancelled may still be landing on the server and
+// revive the upload after the abort; S3's documentation says to abort
+// again until ListParts finds nothing, so that no orphaned parts remain.
+func (s *S3) abortMultipart(ctx context.Context, k, id *string) error {
+	for attempt := 0; ; attempt++ {
+		_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(s.bucket), Key: k, UploadId: id})
+		var nsu *types.NoSuchUpload
+		if err != nil && !errors.As(err, &nsu) {
+			return err
+		}
+		parts, err := s.client.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String(s.bucket), Key: k, UploadId: id})
+		if errors.As(err, &nsu) || (err == nil && len(parts.Parts) == 0) || (err != nil && isNotFound(err)) {
+			return nil
+		}
+		if attempt == 4 {
+			if err == nil {
+				err = fmt.Errorf("%d parts still listed after %d aborts", len(parts.Parts), attempt+1)
+			}
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(50<<attempt) * time.Millisecond):
+		}
+	}
+}
+
 // putMultipart uploads first (a full part) and the rest of r, with up to
 // s.concurrency parts in flight, each in its own buffer.
 func (s *S3) putMultipart(ctx context.Context, k *string, r io.Reader, first []byte) (total int64, err error) {
@@ -161,16 +190,15 @@ func (s *S3) putMultipart(ctx context.Context, k *string, r io.Reader, first []b
 			// Abort even if ctx is why we are here, but not forever.
 			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
-			if _, aerr := s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
-				Bucket: aws.String(s.bucket), Key: k, UploadId: up.UploadId,
-			}); aerr != nil {
+			if aerr := s.abortMultipart(actx, k, up.UploadId); aerr != nil {
 				err = fmt.Errorf("%w (and abort multipart upload: %v)", err, aerr)
 			}
 		}
 	}()
 
-	uctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// In-flight parts run to the end even after a failure: a part whose
+	// request is cancelled can still land on the server after the abort
+	// and revive the upload (seen with versitygw), leaving parts behind.
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -181,7 +209,6 @@ func (s *S3) putMultipart(ctx context.Context, k *string, r io.Reader, first []b
 		mu.Lock()
 		if firstErr == nil {
 			firstErr = e
-			cancel()
 		}
 		mu.Unlock()
 	}
@@ -206,7 +233,7 @@ func (s *S3) putMultipart(ctx context.Context, k *string, r io.Reader, first []b
 		go func(num int32, part []byte) {
 			defer wg.Done()
 			defer func() { free <- part[:cap(part)] }()
-			out, err := s.client.UploadPart(uctx, &s3.UploadPartInput{
+			out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
 				Bucket: aws.String(s.bucket), Key: k, UploadId: up.UploadId,
 				PartNumber: aws.Int32(num), Body: bytes.NewReader(part), ContentLength: aws.Int64(int64(len(part))),
 				ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,

@@ -171,6 +171,9 @@ func TestS3(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(out.Uploads) != 0 {
+			for _, u := range out.Uploads {
+				t.Logf("left open: %s %s", aws.ToString(u.Key), aws.ToString(u.UploadId))
+			}
 			t.Fatalf("%d multipart uploads left open after failed puts", len(out.Uploads))
 		}
 	})
