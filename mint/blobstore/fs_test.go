@@ -3,10 +3,14 @@ package blobstore_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
+	"testing/iotest"
 
 	"github.com/medimint/medimint/mint/blobstore"
 	"github.com/medimint/medimint/mint/blobstore/blobstoretest"
@@ -17,7 +21,55 @@ func TestFS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if runtime.GOOS == "linux" && !blobstore.UsesUnnamedFiles(s) {
+		t.Error("no O_TMPFILE on Linux: the named temporary file path is taken")
+	}
 	blobstoretest.Run(t, s)
+}
+
+// The named temporary file path, taken where O_TMPFILE is unsupported.
+func TestFSNamedTemporaries(t *testing.T) {
+	s, err := blobstore.NewFS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobstore.WithoutUnnamedFiles(s)
+	blobstoretest.Run(t, s)
+}
+
+// Puts leave nothing but their objects: no temporary files, whether they
+// succeed, fail or replace an object, and the store's spare unnamed files
+// have no names.
+func TestFSLeavesNoTemporaries(t *testing.T) {
+	dir := t.TempDir()
+	s, err := blobstore.NewFS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 20 {
+		if _, err := s.Put(ctx, "a/b", bytes.NewReader(bytes.Repeat([]byte{byte(i)}, 300<<10))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Put(ctx, "a/c", iotest.TimeoutReader(bytes.NewReader(make([]byte, 1<<20)))); err == nil {
+			t.Fatal("Put of a failing reader succeeded")
+		}
+	}
+	var names []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(dir, p)
+			names = append(names, rel)
+		}
+		return err
+	})
+	if fmt.Sprint(names) != "[a/b]" {
+		t.Fatalf("files after Puts: %v", names)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "a", "b"))
+	if err != nil || !bytes.Equal(got, bytes.Repeat([]byte{19}, 300<<10)) {
+		t.Fatalf("a/b holds %d bytes (%v), want the last Put's", len(got), err)
+	}
 }
 
 // A crash mid-Put leaves a temporary file; it must not show as an object.
