@@ -89,6 +89,9 @@ type Config struct {
 	// AEAllowlist (MEDIMINT_AE_ALLOWLIST) maps calling AE titles to
 	// organisations; empty accepts every caller as OrgID.
 	AEAllowlist map[string]string
+	// MoveDestinations (MEDIMINT_MOVE_DESTINATIONS) maps C-MOVE
+	// destination AE titles to host:port.
+	MoveDestinations map[string]string
 }
 
 // SMTP configures notification e-mail (package notify).
@@ -142,6 +145,7 @@ var Vars = []Var{
 	{"MEDIMINT_LOG_LEVEL", "info", "log level: debug, info, warn or error"},
 	{"MEDIMINT_ORG_ID", "org1", "the organisation this server issues for; callers without an AE mapping belong to it"},
 	{"MEDIMINT_AE_ALLOWLIST", "", "calling AE titles allowed over DIMSE, as AE=org pairs separated by commas (AE alone: MEDIMINT_ORG_ID); empty: any caller, as MEDIMINT_ORG_ID"},
+	{"MEDIMINT_MOVE_DESTINATIONS", "", "C-MOVE destinations, as AE=host:port pairs separated by commas; a C-MOVE to any other AE title is refused (A801)"},
 	{"MEDIMINT_PUBLIC_URL", "", "the server's URL as clients see it (https://… behind a proxy): URLs in responses, SEP-10 domain, Secure cookies; empty: from each request"},
 	{"MEDIMINT_CORS_ORIGINS", "", "comma-separated origins (scheme://host[:port]) whose pages may call DICOMweb and the API, e.g. an OHIF viewer"},
 	{"MEDIMINT_STUDY_QUIET", "60s", "quiet period after a study's last instance before it counts as complete and is minted (Go duration, 1s-24h)"},
@@ -319,6 +323,24 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		}
 	}
 
+	if md := get("MEDIMINT_MOVE_DESTINATIONS"); md != "" {
+		c.MoveDestinations = map[string]string{}
+		for pair := range strings.SplitSeq(md, ",") {
+			ae, addr, _ := strings.Cut(pair, "=")
+			ae, addr = strings.TrimSpace(ae), strings.TrimSpace(addr)
+			host, port, err := net.SplitHostPort(addr)
+			n, perr := strconv.Atoi(port)
+			switch {
+			case ae == "" || checkAETitle(ae) != "":
+				bad("MEDIMINT_MOVE_DESTINATIONS", pair, "want AE=host:port with an AE title of 1-16 printable characters")
+			case err != nil || host == "" || perr != nil || n < 1 || n > 65535:
+				bad("MEDIMINT_MOVE_DESTINATIONS", pair, "want AE=host:port with a port of 1-65535")
+			default:
+				c.MoveDestinations[ae] = addr
+			}
+		}
+	}
+
 	c.SMTP = SMTP{Addr: get("MEDIMINT_SMTP_ADDR"), From: get("MEDIMINT_SMTP_FROM"), User: get("MEDIMINT_SMTP_USER"),
 		Password: get("MEDIMINT_SMTP_PASSWORD")}
 	if c.SMTP.Addr != "" {
@@ -435,6 +457,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("org_id", c.OrgID),
 		slog.Int("ae_allowlist", len(c.AEAllowlist)),
+		slog.Int("move_destinations", len(c.MoveDestinations)),
 		slog.String("public_url", c.PublicURL),
 		slog.Any("cors_origins", c.CORSOrigins),
 		slog.Bool("admin_key", c.AdminKey != ""),

@@ -126,6 +126,18 @@ func TestFromLookup(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "move destinations",
+			env:  map[string]string{"MEDIMINT_MOVE_DESTINATIONS": "VIEWER=127.0.0.1:11113, PACS = pacs.example.org:104"},
+			check: func(t *testing.T, c Config) {
+				if want := map[string]string{"VIEWER": "127.0.0.1:11113", "PACS": "pacs.example.org:104"}; !reflect.DeepEqual(c.MoveDestinations, want) {
+					t.Errorf("move destinations %v, want %v", c.MoveDestinations, want)
+				}
+			},
+		},
+		{name: "bad move destination port", env: map[string]string{"MEDIMINT_MOVE_DESTINATIONS": "VIEWER=host:0"}, wantErr: []string{"MEDIMINT_MOVE_DESTINATIONS"}},
+		{name: "bad move destination AE", env: map[string]string{"MEDIMINT_MOVE_DESTINATIONS": "=host:104"}, wantErr: []string{"MEDIMINT_MOVE_DESTINATIONS"}},
+		{name: "bad move destination address", env: map[string]string{"MEDIMINT_MOVE_DESTINATIONS": "VIEWER"}, wantErr: []string{"MEDIMINT_MOVE_DESTINATIONS"}},
 		{name: "bad study quiet", env: map[string]string{"MEDIMINT_STUDY_QUIET": "100ms"}, wantErr: []string{"MEDIMINT_STUDY_QUIET"}},
 		{name: "bad org id", env: map[string]string{"MEDIMINT_ORG_ID": "a b"}, wantErr: []string{"MEDIMINT_ORG_ID"}},
 		{name: "bad allowlist AE", env: map[string]string{"MEDIMINT_AE_ALLOWLIST": `A\B=org1`}, wantErr: []string{"MEDIMINT_AE_ALLOWLIST"}},

@@ -71,7 +71,7 @@ func buildPipeline(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, k
 func runPipeline(ctx context.Context, cfg config.Config, p *mint.Pipeline, az *access.Authorizer, log *slog.Logger) error {
 	h := gateway.NewDIMSE(p, az, cfg.OrgID)
 	srv, err := dimse.NewServer(dimse.Config{AETitle: cfg.AETitle, Addr: cfg.DIMSEAddr, Store: h, Find: h, Retrieve: h,
-		AllowedCallers: cfg.AEAllowlist, Logger: log})
+		AllowedCallers: cfg.AEAllowlist, MoveDestinations: cfg.MoveDestinations, Logger: log})
 	if err != nil {
 		return fmt.Errorf("dimse: %w", err)
 	}
