@@ -197,27 +197,49 @@ func (s *Server) stow(c *fiber.Ctx) (err error) {
 	return s.storeResponse(c, target, results)
 }
 
-// stowParts stores each application/dicom part as it arrives.
+// stowParts stores each application/dicom part as it arrives. A part
+// whose bytes are all read goes on to durability and indexing while the
+// next is read (up to stowWindow of them); the response waits for all.
 func (s *Server) stowParts(c *fiber.Ctx, mr *multipart.Reader, body *bodyReader, target string) ([]stowResult, error) {
-	var results []stowResult
+	var slots []*stowSlot
 	ctx := c.UserContext()
 	src := mint.Source{OrgID: s.storeOrg(c), Transport: "stow", Peer: c.IP()}
+	waited := 0 // slots[:waited] have their outcome
+	settle := func(upTo int) []stowResult {
+		for ; waited < upTo; waited++ {
+			slots[waited].settle(ctx, s)
+		}
+		out := make([]stowResult, len(slots[:upTo]))
+		for i, sl := range slots[:upTo] {
+			out[i] = sl.res
+		}
+		return out
+	}
 	for {
 		p, err := mr.NextRawPart()
 		if err == io.EOF {
-			return results, nil
+			return settle(len(slots)), nil
 		}
 		if err != nil {
-			return nil, s.brokenBody(results, body, err)
+			return nil, s.brokenBody(settle(len(slots)), body, err)
 		}
-		if len(results) == s.cfg.MaxParts {
+		if len(slots) == s.cfg.MaxParts {
 			p.Close()
 			return nil, problemf(http.StatusRequestEntityTooLarge,
 				"more than %d parts in one request (%d stored before the limit was reached); send them in several requests",
-				s.cfg.MaxParts, countStored(results))
+				s.cfg.MaxParts, countStored(settle(len(slots))))
 		}
 		pr := &partReader{r: p}
-		res := s.storePart(ctx, src, p.Header.Get(fiber.HeaderContentType), pr, target)
+		// A part repeating an earlier part's SOP Instance UID is stored
+		// after it, so the duplicate policy sees them in request order.
+		before := func(sop string) {
+			for i := waited; i < len(slots); i++ {
+				if slots[i].res.sopInstance == sop {
+					settle(i + 1)
+				}
+			}
+		}
+		sl := s.storePart(ctx, src, p.Header.Get(fiber.HeaderContentType), pr, target, before)
 		// Whatever the store left unread of the part is discarded, so
 		// that the next part can be found.
 		if _, derr := io.Copy(io.Discard, pr); derr != nil && pr.err == nil {
@@ -227,11 +249,52 @@ func (s *Server) stowParts(c *fiber.Ctx, mr *multipart.Reader, body *bodyReader,
 		if pr.err != nil || body.err != nil {
 			// The request broke inside this part: the instance was not
 			// stored (mint stores only complete instances).
-			return nil, s.brokenBody(results, body, cmpErr(pr.err, body.err))
+			if sl.pending != nil {
+				sl.pending.Wait() // a complete instance read before the break still finishes
+			}
+			return nil, s.brokenBody(settle(len(slots)), body, cmpErr(pr.err, body.err))
 		}
-		s.metrics.storedInstance(outcomeLabel(res), pr.n)
-		results = append(results, res)
+		sl.n = pr.n
+		slots = append(slots, sl)
+		if len(slots)-waited > stowWindow {
+			settle(waited + 1)
+		}
 	}
+}
+
+// stowWindow bounds the parts of one request that may be on their way to
+// durability while the next is read.
+const stowWindow = 8
+
+// stowSlot is a part's outcome, known at once or once its store is done.
+type stowSlot struct {
+	res     stowResult
+	pending *mint.Pending
+	src     mint.Source
+	n       int64 // bytes in the part
+	settled bool
+}
+
+// settle waits for the part's store and counts it in the metrics.
+func (sl *stowSlot) settle(ctx context.Context, s *Server) {
+	if sl.settled {
+		return
+	}
+	sl.settled = true
+	if sl.pending != nil {
+		st, err := sl.pending.Wait()
+		if err != nil {
+			sl.res.reason = mint.FailureReason(err)
+			sl.res.detail = err.Error()
+			s.notAuthorized(ctx, sl.src, &sl.res)
+			if sl.res.reason == statusOutOfResources {
+				s.log.Warn("stow: store failed", "sop", sl.res.sopInstance, "err", err)
+			}
+		} else {
+			sl.res.study, sl.res.series = st.StudyInstanceUID, st.SeriesInstanceUID
+		}
+	}
+	s.metrics.storedInstance(outcomeLabel(sl.res), sl.n)
 }
 
 func cmpErr(a, b error) error {
@@ -273,16 +336,17 @@ func outcomeLabel(r stowResult) string {
 
 // storePart stores one application/dicom part. It peeks at the header for
 // the UIDs (to check the target study and to name the instance should it
-// fail) and then hands the whole stream to the pipeline.
-func (s *Server) storePart(ctx context.Context, src mint.Source, contentType string, part io.Reader, target string) stowResult {
+// fail) and then hands the whole stream to the pipeline, returning once
+// the part is read. before runs first, with the SOP Instance UID.
+func (s *Server) storePart(ctx context.Context, src mint.Source, contentType string, part io.Reader, target string, before func(sop string)) *stowSlot {
 	if contentType != "" {
 		typ, params, err := parseContentType(contentType)
 		if err != nil || typ != mediaDICOM {
-			return stowResult{reason: statusCannotUnderstand, notDICOM: true, detail: fmt.Sprintf("part of type %q in a request of type application/dicom", contentType)}
+			return &stowSlot{res: stowResult{reason: statusCannotUnderstand, notDICOM: true, detail: fmt.Sprintf("part of type %q in a request of type application/dicom", contentType)}}
 		}
 		if ts := params["transfer-syntax"]; ts != "" {
 			if _, ok := dicom.LookupTransferSyntax(ts); !ok {
-				return stowResult{reason: statusTSNotSupported, detail: fmt.Sprintf("transfer syntax %s not supported", ts)}
+				return &stowSlot{res: stowResult{reason: statusTSNotSupported, detail: fmt.Sprintf("transfer syntax %s not supported", ts)}}
 			}
 		}
 	}
@@ -290,9 +354,9 @@ func (s *Server) storePart(ctx context.Context, src mint.Source, contentType str
 	f, err := dicom.Parse(rec, dicom.ReadOptions{StopAtTag: tagAfterUIDs, SkipBulk: true})
 	if err != nil {
 		if rec.hit {
-			return stowResult{reason: statusOutOfResources, detail: fmt.Sprintf("more than %d bytes before the instance's UIDs", s.cfg.MaxHeader)}
+			return &stowSlot{res: stowResult{reason: statusOutOfResources, detail: fmt.Sprintf("more than %d bytes before the instance's UIDs", s.cfg.MaxHeader)}}
 		}
-		return stowResult{reason: statusCannotUnderstand, notDICOM: true, detail: "not a DICOM instance: " + err.Error()}
+		return &stowSlot{res: stowResult{reason: statusCannotUnderstand, notDICOM: true, detail: "not a DICOM instance: " + err.Error()}}
 	}
 	ds := &f.Dataset
 	res := stowResult{
@@ -309,20 +373,10 @@ func (s *Server) storePart(ctx context.Context, src mint.Source, contentType str
 	}
 	if r, d := checkUIDs(res, target); r != 0 {
 		res.reason, res.detail = r, d
-		return res
+		return &stowSlot{res: res}
 	}
-	st, err := s.pipe.StorePart10(ctx, src, io.MultiReader(bytes.NewReader(rec.buf.Bytes()), part))
-	if err != nil {
-		res.reason = mint.FailureReason(err)
-		res.detail = err.Error()
-		s.notAuthorized(ctx, src, &res)
-		if res.reason == statusOutOfResources {
-			s.log.Warn("stow: store failed", "sop", res.sopInstance, "err", err)
-		}
-		return res
-	}
-	res.study, res.series = st.StudyInstanceUID, st.SeriesInstanceUID
-	return res
+	before(res.sopInstance)
+	return &stowSlot{res: res, src: src, pending: s.pipe.StorePart10Pending(ctx, src, io.MultiReader(bytes.NewReader(rec.buf.Bytes()), part))}
 }
 
 // notAuthorized words and audits a store refused because the study

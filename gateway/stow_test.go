@@ -12,6 +12,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -416,6 +417,63 @@ func TestStoreDuplicatePolicies(t *testing.T) {
 		}
 		if rows, blobs := e.counts(t); rows != 1 || blobs != 1 {
 			t.Errorf("policy %d: %d rows, %d blobs", tt.policy, rows, blobs)
+		}
+	}
+}
+
+// The parts of one request go on to durability while the next is read
+// (more parts here than stowWindow); the response still lists them in
+// request order, and a part repeating a SOP Instance UID is stored after
+// the part it repeats (here the very next one), so the duplicate policy
+// sees them in request order.
+func TestStorePipelinedParts(t *testing.T) {
+	const n = stowWindow + 4
+	study := dicom.NewUID()
+	ids := make([]ids, n)
+	var parts [][]byte
+	var all []string // SOP Instance UIDs of the DICOM parts, in request order
+	for i := range ids {
+		ids[i] = newIDs(study, "")
+		parts = append(parts, instance(t, "MR_small.dcm", ids[i]))
+		all = append(all, ids[i].sop)
+		if i == 1 {
+			parts = append(parts, instance(t, "MR_small.dcm", ids[1], dicom.NewStrings(tag.PatientID, dicom.LO, "LATER")))
+			all = append(all, ids[1].sop)
+		}
+	}
+	parts = append(parts, parts[0], []byte("not dicom"))
+	all = append(all, ids[0].sop)
+	tests := []struct {
+		policy mint.DuplicatePolicy
+		failed map[string]uint64
+		refs   []string
+		later  bool // the later part's PatientID is stored for ids[1]
+	}{
+		{mint.RejectDuplicates, map[string]uint64{ids[0].sop: uint64(statusDuplicate), "": uint64(statusCannotUnderstand), ids[1].sop: uint64(statusDuplicate)},
+			slices.Concat(all[:2], all[3:n+1]), false},
+		{mint.OverwriteDuplicates, map[string]uint64{"": uint64(statusCannotUnderstand)}, all, true},
+	}
+	for _, tt := range tests {
+		e := newEnv(t, Config{}, tt.policy)
+		r := e.stow(t, "/studies", parts...).mustStatus(t, http.StatusAccepted)
+		if f := failures(t, r); fmt.Sprint(f) != fmt.Sprint(tt.failed) {
+			t.Errorf("policy %d: failures %v, want %v", tt.policy, f, tt.failed)
+		}
+		var refs []string
+		if e := r.datasets(t)[0].Get(tag.ReferencedSOPSequence); e != nil {
+			for _, it := range e.Items {
+				refs = append(refs, it.String(tag.ReferencedSOPInstanceUID))
+			}
+		}
+		if !slices.Equal(refs, tt.refs) {
+			t.Errorf("policy %d: referenced\n%v\nwant (request order)\n%v", tt.policy, refs, tt.refs)
+		}
+		if rows, blobs := e.counts(t); rows != n || blobs != n {
+			t.Errorf("policy %d: %d rows, %d blobs, want %d of each", tt.policy, rows, blobs, n)
+		}
+		md := do(t, "GET", e.url+"/studies/"+study+"/series/"+ids[1].series+"/instances/"+ids[1].sop+"/metadata", nil, nil).mustStatus(t, http.StatusOK)
+		if later := strings.Contains(string(md.body), `"LATER"`); later != tt.later {
+			t.Errorf("policy %d: the later part's PatientID stored: %v, want %v", tt.policy, later, tt.later)
 		}
 	}
 }
