@@ -94,11 +94,15 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // hand-off for each of those reads. Closing it (fasthttp does, when the
 // response is sent or fails) stops the producer.
 type bufPipe struct {
-	mu      sync.Mutex
-	cond    sync.Cond
-	buf     []byte
-	off     int // read position in buf
-	max     int
+	mu   sync.Mutex
+	cond sync.Cond
+	buf  []byte
+	off  int // read position in buf
+	max  int
+	// WriteTo takes buf whole and writes it out while the producer fills
+	// spare, so the socket write needs no copy and no lock.
+	spare   []byte
+	lent    bool  // WriteTo holds what was buf
 	werr    error // set when the writer is done: io.EOF or its error
 	rclosed bool
 	cancel  context.CancelFunc
@@ -108,11 +112,12 @@ type bufPipe struct {
 var pipeBufs = sync.Pool{New: func() any { b := make([]byte, 0, streamBufSize); return &b }}
 
 func newBufPipe(max int, cancel context.CancelFunc) *bufPipe {
-	var buf []byte
+	var buf, spare []byte
 	if max == streamBufSize {
 		buf = (*pipeBufs.Get().(*[]byte))[:0]
+		spare = (*pipeBufs.Get().(*[]byte))[:0]
 	}
-	p := &bufPipe{max: max, cancel: cancel, buf: buf}
+	p := &bufPipe{max: max, cancel: cancel, buf: buf, spare: spare}
 	p.cond.L = &p.mu
 	return p
 }
@@ -161,6 +166,46 @@ func (p *bufPipe) Read(b []byte) (int, error) {
 	return n, nil
 }
 
+// WriteTo copies the stream to w, handing w whole buffers of up to max
+// bytes: fasthttp copies a body through a 4 KiB buffer otherwise, and
+// the connection gets that buffer's worth per write.
+func (p *bufPipe) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		p.mu.Lock()
+		for p.off == len(p.buf) && p.werr == nil && !p.rclosed {
+			p.cond.Wait()
+		}
+		if p.rclosed {
+			p.mu.Unlock()
+			return total, io.ErrClosedPipe
+		}
+		if p.off == len(p.buf) {
+			err := p.werr
+			p.mu.Unlock()
+			if err == io.EOF {
+				err = nil
+			}
+			return total, err
+		}
+		chunk := p.buf[p.off:]
+		full := p.buf[:0]
+		p.buf, p.off, p.spare, p.lent = p.spare[:0], 0, nil, true
+		p.cond.Broadcast()
+		p.mu.Unlock()
+
+		n, err := w.Write(chunk)
+		total += int64(n)
+
+		p.mu.Lock()
+		p.spare, p.lent = full, false
+		p.mu.Unlock()
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
 // closeWrite ends the stream: readers get err after the buffered bytes
 // (io.EOF for nil).
 func (p *bufPipe) closeWrite(err error) {
@@ -180,11 +225,13 @@ func (p *bufPipe) Close() error {
 	p.cancel()
 	p.mu.Lock()
 	p.rclosed = true
-	if cap(p.buf) == streamBufSize {
-		b := p.buf[:0]
-		pipeBufs.Put(&b)
+	for _, b := range [][]byte{p.buf, p.spare} {
+		if cap(b) == streamBufSize {
+			b = b[:0]
+			pipeBufs.Put(&b)
+		}
 	}
-	p.buf, p.off = nil, 0
+	p.buf, p.off, p.spare = nil, 0, nil
 	p.cond.Broadcast()
 	p.mu.Unlock()
 	return nil
