@@ -154,14 +154,18 @@ type Server struct {
 	// prints; DICOMweb requests carry it as X-API-Key.
 	APIKey string
 	cmd    *exec.Cmd
-	log    *bytes.Buffer
+	log    *syncBuffer
 }
 
 // DICOMweb is the base URL of the DICOMweb services.
 func (s *Server) DICOMweb() string { return s.HTTP + "/dicom-web" }
 
 // Log returns what the server logged so far.
-func (s *Server) Log() string { return s.log.String() }
+func (s *Server) Log() string {
+	s.log.mu.Lock()
+	defer s.log.mu.Unlock()
+	return s.log.String()
+}
 
 // syncBuffer is a bytes.Buffer safe for the writer goroutine of exec.
 type syncBuffer struct {
@@ -195,7 +199,6 @@ func startServer(t *testing.T, extraEnv ...string) *Server {
 		DataDir:   filepath.Join(dir, "data"),
 		DBURL:     dbURL,
 		Horizon:   fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
-		log:       new(bytes.Buffer),
 	}
 	cmd := exec.Command(medimintBin, "serve")
 	cmd.Env = append(os.Environ(),
@@ -210,6 +213,7 @@ func startServer(t *testing.T, extraEnv ...string) *Server {
 	)
 	cmd.Env = append(cmd.Env, extraEnv...)
 	logw := &syncBuffer{}
+	s.log = logw
 	cmd.Stdout, cmd.Stderr = logw, logw
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s serve: %v", medimintBin, err)
@@ -226,12 +230,9 @@ func startServer(t *testing.T, extraEnv ...string) *Server {
 			<-exited
 			t.Errorf("medimint serve did not stop within 45s of SIGTERM")
 		}
-		logw.mu.Lock()
-		s.log.Write(logw.Bytes())
-		logw.mu.Unlock()
 		if t.Failed() {
 			name := filepath.Join(logsDir, strings.ReplaceAll(t.Name(), "/", "_")+".log")
-			os.WriteFile(name, s.log.Bytes(), 0o644)
+			os.WriteFile(name, []byte(s.Log()), 0o644)
 			t.Logf("server log: %s", name)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -24,13 +24,17 @@ type IngestStatus struct {
 	MintError string `json:"mint_error,omitempty"`
 	MintTx    string `json:"mint_tx,omitempty"`
 	MintTxURL string `json:"mint_tx_url,omitempty"`
+	// PatientRef is the salted reference of the study's patient (no PHI),
+	// once the study is complete: what an invitation of the patient
+	// names (POST /admin/invitations).
+	PatientRef string `json:"patient_ref,omitempty"`
 }
 
 func (a *API) ingest(c *fiber.Ctx) error {
 	sub := subject(c)
 	rows, err := a.pool.Query(c.UserContext(), `SELECT s.study_instance_uid, s.created_at, s.modalities_in_study, s.number_of_instances,
 		CASE WHEN mr.tx_hash IS NOT NULL THEN 'minted' WHEN o.id IS NOT NULL THEN 'completed' ELSE 'receiving' END,
-		coalesce(o.last_error, ''), coalesce(mr.tx_hash, '')
+		coalesce(o.last_error, ''), coalesce(mr.tx_hash, ''), coalesce(o.payload->>'patient_ref', '')
 		FROM studies s
 		LEFT JOIN LATERAL (SELECT id, last_error, payload FROM outbox WHERE kind = 'mint' AND subject = s.study_instance_uid ORDER BY id DESC LIMIT 1) o ON true
 		LEFT JOIN minted_records mr ON mr.study_ref = o.payload->>'study_ref' AND mr.network_passphrase = $2
@@ -40,7 +44,7 @@ func (a *API) ingest(c *fiber.Ctx) error {
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (IngestStatus, error) {
 		var s IngestStatus
-		err := r.Scan(&s.StudyInstanceUID, &s.Received, &s.Modalities, &s.Instances, &s.Stage, &s.MintError, &s.MintTx)
+		err := r.Scan(&s.StudyInstanceUID, &s.Received, &s.Modalities, &s.Instances, &s.Stage, &s.MintError, &s.MintTx, &s.PatientRef)
 		if s.MintTx != "" && a.cfg.Network.HorizonURL != "" {
 			s.MintTxURL = a.cfg.Network.TxURL(s.MintTx)
 		}
