@@ -21,6 +21,9 @@ var (
 	ErrUndefinedLength = errors.New("dicom: undefined length not allowed for this element")
 	// ErrTooDeep: sequences nest deeper than ReadOptions.MaxDepth.
 	ErrTooDeep = errors.New("dicom: sequence nesting too deep")
+	// ErrTooLarge reports a stream whose values would take more memory
+	// than ReadOptions.MaxInMemory allows.
+	ErrTooLarge = errors.New("dicom: values exceed the memory allowed for them")
 	// ErrMalformed: an item or delimiter where none may be, or other
 	// framing the standard does not allow.
 	ErrMalformed = errors.New("dicom: malformed encoding")

@@ -31,6 +31,13 @@ type ReadOptions struct {
 	StopAtTag Tag
 	// MaxDepth limits sequence nesting; 64 when zero.
 	MaxDepth int
+	// MaxInMemory bounds the total length of the values a parse of a
+	// stream reads into memory (bulk values SkipBulk leaves unread do not
+	// count; a parse of a byte slice allocates none); 0: no limit. Beyond
+	// it the parse fails with ErrTooLarge before reading the value, so
+	// that a huge text value, or a deflated stream that inflates without
+	// end, cannot exhaust memory.
+	MaxInMemory int64
 }
 
 const (
@@ -79,6 +86,7 @@ type decoder struct {
 	rs   io.ReadSeeker // the stream under br when it can seek
 	size int64         // total length of the source, -1 if unknown
 	off  int64         // source offset of the next byte
+	kept int64         // bytes of values read into memory (streams)
 	hdr  [12]byte
 }
 
@@ -191,6 +199,12 @@ func (d *decoder) value(n int64) ([]byte, error) {
 		b := d.mem[d.off : d.off+n : d.off+n]
 		d.off += n
 		return b, nil
+	}
+	if max := d.opts.MaxInMemory; max > 0 {
+		if d.kept+n > max {
+			return nil, fmt.Errorf("%w: %d bytes of values after %d, limit %d", ErrTooLarge, n, d.kept, max)
+		}
+		d.kept += n
 	}
 	size := min(n, firstChunk)
 	buf := make([]byte, size)

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -407,5 +409,66 @@ func TestSequenceDelimiterCounted(t *testing.T) {
 		if f.Dataset.String(NewTag(0x0040, 0xA731)) != "ok" {
 			t.Errorf("%s: the element after the sequence was mis-framed", how)
 		}
+	}
+}
+
+// TestMaxInMemory: a stream parse keeps at most MaxInMemory bytes of
+// values and fails with ErrTooLarge before reading the one that would
+// pass it — one huge text value, many values, or a deflated stream that
+// inflates far beyond its size — allocating nothing near the values.
+// Bulk values SkipBulk leaves unread do not count, and a parse from
+// memory (whose values alias the input) is not limited.
+func TestMaxInMemory(t *testing.T) {
+	const limit = 1 << 20
+	text := NewTag(0x0008, 0x030E) // UT
+	many := make([][]byte, 20)
+	for i := range many {
+		many[i] = el(NewTag(0x0009, 0x1000+uint16(i)), UT, 100<<10, bytes.Repeat([]byte{'a'}, 100<<10))
+	}
+	deflated := func() []byte {
+		ts, _ := LookupTransferSyntax(DeflatedExplicitVRLittleEndian)
+		f := &File{Meta: NewFileMeta("1.2.840.10008.5.1.4.1.1.7", "2.25.1", DeflatedExplicitVRLittleEndian), TransferSyntax: ts}
+		f.Dataset.Set(Element{Tag: text, VR: UT, Value: make([]byte, 64<<20)})
+		var b bytes.Buffer
+		if err := f.Write(&b, WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}()
+	tests := []struct {
+		name string
+		in   []byte
+		opts ReadOptions
+		want error // nil: parses
+	}{
+		{"one 2 MiB text value", part10(t, ExplicitVRLittleEndian, el(text, UT, 2<<20, make([]byte, 2<<20))), ReadOptions{}, ErrTooLarge},
+		{"twenty 100 KiB values", part10(t, ExplicitVRLittleEndian, many...), ReadOptions{}, ErrTooLarge},
+		{"64 MiB inflated from " + strconv.Itoa(len(deflated)) + " bytes", deflated, ReadOptions{}, ErrTooLarge},
+		{"2 MiB bulk value skipped", part10(t, ExplicitVRLittleEndian, el(NewTag(0x0009, 0x1001), OB, 2<<20, make([]byte, 2<<20))), ReadOptions{SkipBulk: true}, nil},
+		{"under the limit", part10(t, ExplicitVRLittleEndian, many[:9]...), ReadOptions{}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := tt.opts
+			opts.MaxInMemory = limit
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			_, err := Parse(onlyReader{bytes.NewReader(tt.in)}, opts)
+			runtime.ReadMemStats(&after)
+			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
+				t.Fatalf("Parse: %v, want %v", err, tt.want)
+			}
+			var pe *ParseError
+			if tt.want != nil && !errors.As(err, &pe) {
+				t.Errorf("Parse: %T, want a *ParseError naming the element", err)
+			}
+			if n := after.TotalAlloc - before.TotalAlloc; n > 3*limit {
+				t.Errorf("allocated %d bytes with MaxInMemory %d", n, limit)
+			}
+			if _, err := ParseBytes(tt.in, opts); err != nil && !tt.opts.SkipBulk && tt.want != nil && !strings.Contains(tt.name, "inflated") {
+				t.Errorf("ParseBytes (values alias the input, nothing to limit): %v", err)
+			}
+		})
 	}
 }

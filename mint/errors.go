@@ -35,6 +35,9 @@ var (
 	// ErrHeaderTooLarge reports a header (everything before Pixel Data)
 	// longer than Config.MaxHeader.
 	ErrHeaderTooLarge = errors.New("mint: header too large")
+	// ErrTooLarge reports an instance whose values (all but bulk data)
+	// exceed Config.MaxInMemory.
+	ErrTooLarge = errors.New("mint: instance values too large to hold")
 	// ErrNotFound reports an instance that is not stored.
 	ErrNotFound = errors.New("mint: not found")
 	// ErrOtherOrganisation reports an instance stored into a study that

@@ -278,6 +278,12 @@ func TestStoreRejects(t *testing.T) {
 			p2, _ := New(cfg)
 			return p2.StorePart10(e.ctx, e.src, bytes.NewReader(ct))
 		}, ErrHeaderTooLarge, 0xA700},
+		{"values too large", func() (Stored, error) {
+			cfg := e.p.cfg
+			cfg.MaxInMemory = 1000
+			p2, _ := New(cfg)
+			return p2.StorePart10(e.ctx, e.src, bytes.NewReader(ct))
+		}, ErrTooLarge, 0xA700},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -40,6 +40,9 @@ const (
 // Defaults for Config.
 const (
 	DefaultMaxHeader = 16 << 20
+	// DefaultMaxInMemory bounds the values of one instance held in memory
+	// (Config.MaxInMemory).
+	DefaultMaxInMemory = 256 << 20
 	DefaultStableAge = 60 * time.Second
 	// BlobPrefix starts every instance blob key; Sweep lists under it.
 	BlobPrefix = "i/"
@@ -55,6 +58,12 @@ type Config struct {
 	Duplicates DuplicatePolicy
 	// MaxHeader bounds the bytes buffered before Pixel Data.
 	MaxHeader int64
+	// MaxInMemory bounds the bytes of an instance's values held in memory
+	// while it is parsed: all but Pixel Data and other binary values over
+	// 1 KiB, which stream to the blob store. An instance past it (a huge
+	// text value, a deflated data set that inflates without end) is
+	// refused with ErrTooLarge rather than exhaust memory.
+	MaxInMemory int64
 	// StableAge is the quiet period after a study's last instance before
 	// the study counts as complete.
 	StableAge time.Duration
@@ -88,6 +97,9 @@ func New(cfg Config) (*Pipeline, error) {
 	}
 	if cfg.MaxHeader <= 0 {
 		cfg.MaxHeader = DefaultMaxHeader
+	}
+	if cfg.MaxInMemory <= 0 {
+		cfg.MaxInMemory = DefaultMaxInMemory
 	}
 	if cfg.StableAge <= 0 {
 		cfg.StableAge = DefaultStableAge
@@ -480,7 +492,7 @@ func (p *Pipeline) write(ctx context.Context, key string, dek []byte, plain io.R
 	}
 	ptHash := sha256.New()
 	tee := &teeReader{r: plain, w: io.MultiWriter(ptHash, enc)}
-	f, parseErr := dicom.Parse(tee, dicom.ReadOptions{SkipBulk: true})
+	f, parseErr := dicom.Parse(tee, dicom.ReadOptions{SkipBulk: true, MaxInMemory: p.cfg.MaxInMemory})
 	if parseErr == nil {
 		parseErr = drain(tee) // trailing bytes, if the parser stopped early, are stored too
 	}
@@ -500,6 +512,8 @@ func (p *Pipeline) write(ctx context.Context, key string, dek []byte, plain io.R
 		failed = fmt.Errorf("mint: store blob: %w", w.putErr)
 	case tee.err != nil || encErr != nil:
 		failed = fmt.Errorf("mint: encrypt: %w", errors.Join(tee.err, encErr))
+	case errors.Is(parseErr, dicom.ErrTooLarge):
+		failed = fmt.Errorf("%w: %w", ErrTooLarge, parseErr)
 	case parseErr != nil:
 		failed = fmt.Errorf("%w: %w", ErrNotDICOM, parseErr)
 	}
