@@ -264,7 +264,7 @@ done
 GOBENCH="$WORK/go.txt"
 : >"$GOBENCH"
 if [[ "${BENCH_GO:-1}" != 0 ]]; then
-	for pkg in dicom dimse mint/envelope mint index gateway access; do
+	for pkg in dicom dimse mint/envelope mint/blobstore mint/pinning mint mint/chain index gateway access; do
 		log "go test -bench ./$pkg"
 		MEDIMINT_TEST_PG="$PG" go test -run '^$' -bench . -benchmem -benchtime="${BENCH_GOTIME:-300ms}" -timeout 30m "./$pkg" >>"$GOBENCH" 2>&1 ||
 			log "benchmarks of $pkg failed (kept in the report)"
