@@ -20,10 +20,10 @@ const tmpPrefix = ".tmp-"
 // with key segments as directories.
 //
 // Where the system allows (Linux: O_TMPFILE and linkat), a Put writes to
-// an unnamed file opened ahead of time, so that creating the file — which
-// on ext4 can wait a millisecond behind a journal commit — is off the
-// path between the first byte and the durable object, and a crash leaves
-// no temporary file behind. Elsewhere it writes to a named temporary file
+// an unnamed file opened ahead of time, so that creating the file — up to
+// a millisecond of inode allocation on a busy ext4 — is off the path
+// between the first byte and the durable object, and a crash leaves no
+// temporary file behind. Elsewhere it writes to a named temporary file
 // in the destination directory.
 type FS struct {
 	root string
@@ -85,6 +85,13 @@ func (s *FS) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 		if err == nil {
 			err = linkUnnamed(f, p)
 		}
+		if errors.Is(err, fs.ErrNotExist) {
+			// The directory went away behind our back: make it again.
+			s.dirs.Delete(dir)
+			if err = s.mkdirs(dir); err == nil {
+				err = linkUnnamed(f, p)
+			}
+		}
 		f.Close()
 		if err == nil {
 			err = syncDir(dir)
@@ -95,6 +102,12 @@ func (s *FS) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 		return n, nil
 	}
 	f, err := os.CreateTemp(dir, tmpPrefix+"*")
+	if errors.Is(err, fs.ErrNotExist) {
+		s.dirs.Delete(dir) // removed behind our back
+		if err = s.mkdirs(dir); err == nil {
+			f, err = os.CreateTemp(dir, tmpPrefix+"*")
+		}
+	}
 	if err != nil {
 		return 0, fmt.Errorf("blobstore: put %s: %w", key, err)
 	}

@@ -131,3 +131,31 @@ func BenchmarkFileCopy(b *testing.B) {
 		f.Close()
 	}
 }
+
+// A shard directory removed behind the store's back is made again, on
+// both write paths.
+func TestFSDirectoryRemoved(t *testing.T) {
+	for _, named := range []bool{false, true} {
+		dir := t.TempDir()
+		s, err := blobstore.NewFS(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if named {
+			blobstore.WithoutUnnamedFiles(s)
+		}
+		ctx := context.Background()
+		if _, err := s.Put(ctx, "a/b/c", bytes.NewReader([]byte("one"))); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.RemoveAll(filepath.Join(dir, "a")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Put(ctx, "a/b/d", bytes.NewReader([]byte("two"))); err != nil {
+			t.Fatalf("named temporaries %v: Put after its directory was removed: %v", named, err)
+		}
+		if got, err := os.ReadFile(filepath.Join(dir, "a", "b", "d")); err != nil || string(got) != "two" {
+			t.Fatalf("named temporaries %v: a/b/d = %q, %v", named, got, err)
+		}
+	}
+}
