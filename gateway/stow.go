@@ -205,12 +205,16 @@ func (s *Server) stowParts(c *fiber.Ctx, mr *multipart.Reader, body *bodyReader,
 	ctx := c.UserContext()
 	src := mint.Source{OrgID: s.storeOrg(c), Transport: "stow", Peer: c.IP()}
 	waited := 0 // slots[:waited] have their outcome
-	settle := func(upTo int) []stowResult {
+	settle := func(upTo int) {
 		for ; waited < upTo; waited++ {
 			slots[waited].settle(ctx, s)
 		}
-		out := make([]stowResult, len(slots[:upTo]))
-		for i, sl := range slots[:upTo] {
+	}
+	// all waits for every part and returns their outcomes.
+	all := func() []stowResult {
+		settle(len(slots))
+		out := make([]stowResult, len(slots))
+		for i, sl := range slots {
 			out[i] = sl.res
 		}
 		return out
@@ -218,16 +222,16 @@ func (s *Server) stowParts(c *fiber.Ctx, mr *multipart.Reader, body *bodyReader,
 	for {
 		p, err := mr.NextRawPart()
 		if err == io.EOF {
-			return settle(len(slots)), nil
+			return all(), nil
 		}
 		if err != nil {
-			return nil, s.brokenBody(settle(len(slots)), body, err)
+			return nil, s.brokenBody(all(), body, err)
 		}
 		if len(slots) == s.cfg.MaxParts {
 			p.Close()
 			return nil, problemf(http.StatusRequestEntityTooLarge,
 				"more than %d parts in one request (%d stored before the limit was reached); send them in several requests",
-				s.cfg.MaxParts, countStored(settle(len(slots))))
+				s.cfg.MaxParts, countStored(all()))
 		}
 		pr := &partReader{r: p}
 		// A part repeating an earlier part's SOP Instance UID is stored
@@ -252,7 +256,7 @@ func (s *Server) stowParts(c *fiber.Ctx, mr *multipart.Reader, body *bodyReader,
 			if sl.pending != nil {
 				sl.pending.Wait() // a complete instance read before the break still finishes
 			}
-			return nil, s.brokenBody(settle(len(slots)), body, cmpErr(pr.err, body.err))
+			return nil, s.brokenBody(all(), body, cmpErr(pr.err, body.err))
 		}
 		sl.n = pr.n
 		slots = append(slots, sl)
