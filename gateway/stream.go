@@ -102,7 +102,6 @@ type bufPipe struct {
 	// WriteTo takes buf whole and writes it out while the producer fills
 	// spare, so the socket write needs no copy and no lock.
 	spare   []byte
-	lent    bool  // WriteTo holds what was buf
 	werr    error // set when the writer is done: io.EOF or its error
 	rclosed bool
 	cancel  context.CancelFunc
@@ -190,7 +189,7 @@ func (p *bufPipe) WriteTo(w io.Writer) (int64, error) {
 		}
 		chunk := p.buf[p.off:]
 		full := p.buf[:0]
-		p.buf, p.off, p.spare, p.lent = p.spare[:0], 0, nil, true
+		p.buf, p.off, p.spare = p.spare[:0], 0, nil
 		p.cond.Broadcast()
 		p.mu.Unlock()
 
@@ -198,7 +197,7 @@ func (p *bufPipe) WriteTo(w io.Writer) (int64, error) {
 		total += int64(n)
 
 		p.mu.Lock()
-		p.spare, p.lent = full, false
+		p.spare = full
 		p.mu.Unlock()
 		if err != nil {
 			return total, err
