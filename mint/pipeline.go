@@ -43,7 +43,7 @@ const (
 	// DefaultMaxInMemory bounds the values of one instance held in memory
 	// (Config.MaxInMemory).
 	DefaultMaxInMemory = 256 << 20
-	DefaultStableAge = 60 * time.Second
+	DefaultStableAge   = 60 * time.Second
 	// BlobPrefix starts every instance blob key; Sweep lists under it.
 	BlobPrefix = "i/"
 )
