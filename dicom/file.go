@@ -36,7 +36,9 @@ func ParseBytes(b []byte, opts ReadOptions) (*File, error) {
 // SkipBulk, bulk values are skipped (seeked past if r is an io.Seeker)
 // and never buffered. Offsets are counted from where r was positioned.
 func Parse(r io.Reader, opts ReadOptions) (*File, error) {
-	return newStreamDecoder(r, opts).parseFile()
+	d := newStreamDecoder(r, opts)
+	defer d.release()
+	return d.parseFile()
 }
 
 func (d *decoder) parseFile() (*File, error) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // ReadOptions controls parsing.
@@ -88,6 +89,30 @@ type decoder struct {
 	off  int64         // source offset of the next byte
 	kept int64         // bytes of values read into memory (streams)
 	hdr  [12]byte
+	bufs []*bufio.Reader // from readBufs, back there on release
+}
+
+// readBufs recycles the read-ahead buffers of stream parses: a parse of
+// every stored instance would otherwise allocate 64 KiB or more.
+var readBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readAhead) }}
+
+const readAhead = 64 << 10
+
+// buffered returns a pooled reader over r, released with the decoder.
+func (d *decoder) buffered(r io.Reader) *bufio.Reader {
+	br := readBufs.Get().(*bufio.Reader)
+	br.Reset(r)
+	d.bufs = append(d.bufs, br)
+	return br
+}
+
+// release returns the decoder's buffers; it must not be used after.
+func (d *decoder) release() {
+	for _, br := range d.bufs {
+		br.Reset(nil)
+		readBufs.Put(br)
+	}
+	d.bufs, d.br = nil, nil
 }
 
 func newMemDecoder(b []byte, opts ReadOptions) *decoder {
@@ -105,7 +130,7 @@ func newStreamDecoder(r io.Reader, opts ReadOptions) *decoder {
 			}
 		}
 	}
-	d.br = bufio.NewReaderSize(r, 64<<10)
+	d.br = d.buffered(r)
 	return d
 }
 
@@ -119,7 +144,7 @@ func (d *decoder) inflate() {
 		src = d.br
 	}
 	d.mem, d.rs, d.size = nil, nil, -1
-	d.br = bufio.NewReaderSize(flate.NewReader(src), 64<<10)
+	d.br = d.buffered(flate.NewReader(src))
 }
 
 // sliceReader feeds flate from memory; it is an io.ByteReader, so flate
@@ -593,6 +618,7 @@ func swapInPlace(b []byte, size int) {
 // as DIMSE carries it) encoded in ts, up to the end of r.
 func ReadDataset(r io.Reader, ts TransferSyntax, opts ReadOptions) (*Dataset, error) {
 	d := newStreamDecoder(r, opts)
+	defer d.release()
 	if ts.Deflated {
 		d.inflate()
 	}

@@ -39,6 +39,7 @@ func Transcode(w io.Writer, r io.Reader, from, to TransferSyntax) error {
 		return fmt.Errorf("%w: %s to %s", ErrNotTranscodable, from.UID, to.UID)
 	}
 	d := newStreamDecoder(r, ReadOptions{})
+	defer d.release()
 	d.rs, d.size = nil, -1 // forward only: bulk values are read, never seeked past
 	if from.Deflated {
 		d.inflate()

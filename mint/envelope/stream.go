@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 const (
@@ -192,8 +193,18 @@ func newWriter(w io.Writer, dek, aad []byte, chunkSize int, prefix [noncePrefixS
 	if err != nil {
 		return nil, err
 	}
-	return &Writer{w: w, s: s, buf: make([]byte, 0, chunkSize+Overhead), chunk: chunkSize, hdr: hdr}, nil
+	var buf []byte
+	if chunkSize == DefaultChunkSize {
+		buf = (*chunkBufs.Get().(*[]byte))[:0]
+	} else {
+		buf = make([]byte, 0, chunkSize+Overhead)
+	}
+	return &Writer{w: w, s: s, buf: buf, chunk: chunkSize, hdr: hdr}, nil
 }
+
+// chunkBufs recycles the chunk buffers of Writers of DefaultChunkSize:
+// one per stored instance otherwise.
+var chunkBufs = sync.Pool{New: func() any { b := make([]byte, 0, DefaultChunkSize+Overhead); return &b }}
 
 // Write encrypts p. A chunk is sealed only once the next byte arrives,
 // because only Close knows which chunk is the last.
@@ -251,7 +262,13 @@ func (w *Writer) Close() error {
 	if w.err != nil {
 		return w.err
 	}
-	return w.flush(true)
+	err := w.flush(true)
+	if cap(w.buf) == DefaultChunkSize+Overhead {
+		b := w.buf[:0]
+		chunkBufs.Put(&b) // w.w has the sealed chunk: io.Writer keeps no slice
+	}
+	w.buf = nil
+	return err
 }
 
 // Reader decrypts a stream written by Writer. Plaintext is released one
