@@ -244,6 +244,15 @@ func (s *Server) stowParts(c *fiber.Ctx, mr *multipart.Reader, body *bodyReader,
 			}
 		}
 		sl := s.storePart(ctx, src, p.Header.Get(fiber.HeaderContentType), pr, target, before)
+		if sl.feed != nil {
+			// The store runs on its own goroutine: this one hands it the
+			// part's bytes and goes on to the next part, so that two
+			// parts are encrypted at once on two cores.
+			if _, err := io.Copy(sl.feed, pr); err != nil && pr.err == nil && !errors.Is(err, io.ErrClosedPipe) {
+				pr.err = err
+			}
+			sl.feed.closeWrite(cmpErr(pr.err, body.err)) // nil: the part is whole
+		}
 		// Whatever the store left unread of the part is discarded, so
 		// that the next part can be found.
 		if _, derr := io.Copy(io.Discard, pr); derr != nil && pr.err == nil {
@@ -253,8 +262,8 @@ func (s *Server) stowParts(c *fiber.Ctx, mr *multipart.Reader, body *bodyReader,
 		if pr.err != nil || body.err != nil {
 			// The request broke inside this part: the instance was not
 			// stored (mint stores only complete instances).
-			if sl.pending != nil {
-				sl.pending.Wait() // a complete instance read before the break still finishes
+			if sl.wait != nil {
+				sl.wait() // a complete instance read before the break still finishes
 			}
 			return nil, s.brokenBody(all(), body, cmpErr(pr.err, body.err))
 		}
@@ -272,8 +281,11 @@ const stowWindow = 8
 
 // stowSlot is a part's outcome, known at once or once its store is done.
 type stowSlot struct {
-	res     stowResult
-	pending *mint.Pending
+	res stowResult
+	// feed takes the rest of the part for the store; wait returns the
+	// store's outcome (both nil: res is final).
+	feed    *bufPipe
+	wait    func() (mint.Stored, error)
 	src     mint.Source
 	n       int64 // bytes in the part
 	settled bool
@@ -285,8 +297,8 @@ func (sl *stowSlot) settle(ctx context.Context, s *Server) {
 		return
 	}
 	sl.settled = true
-	if sl.pending != nil {
-		st, err := sl.pending.Wait()
+	if sl.wait != nil {
+		st, err := sl.wait()
 		if err != nil {
 			sl.res.reason = mint.FailureReason(err)
 			sl.res.detail = err.Error()
@@ -340,8 +352,9 @@ func outcomeLabel(r stowResult) string {
 
 // storePart stores one application/dicom part. It peeks at the header for
 // the UIDs (to check the target study and to name the instance should it
-// fail) and then hands the whole stream to the pipeline, returning once
-// the part is read. before runs first, with the SOP Instance UID.
+// fail) and then hands the stream to the pipeline on a goroutine of its
+// own, fed through the slot's feed. before runs first, with the SOP
+// Instance UID.
 func (s *Server) storePart(ctx context.Context, src mint.Source, contentType string, part io.Reader, target string, before func(sop string)) *stowSlot {
 	if contentType != "" {
 		typ, params, err := parseContentType(contentType)
@@ -380,7 +393,23 @@ func (s *Server) storePart(ctx context.Context, src mint.Source, contentType str
 		return &stowSlot{res: res}
 	}
 	before(res.sopInstance)
-	return &stowSlot{res: res, src: src, pending: s.pipe.StorePart10Pending(ctx, src, io.MultiReader(bytes.NewReader(rec.buf.Bytes()), part))}
+	sl := &stowSlot{res: res, src: src, feed: newBufPipe(streamBufSize, func() {})}
+	var (
+		st   mint.Stored
+		err2 error
+		done = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		pd := s.pipe.StorePart10Pending(ctx, src, io.MultiReader(bytes.NewReader(rec.buf.Bytes()), sl.feed))
+		sl.feed.Close() // the store has read what it will: the rest is discarded
+		st, err2 = pd.Wait()
+	}()
+	sl.wait = func() (mint.Stored, error) {
+		<-done
+		return st, err2
+	}
+	return sl
 }
 
 // notAuthorized words and audits a store refused because the study

@@ -111,12 +111,11 @@ type bufPipe struct {
 var pipeBufs = sync.Pool{New: func() any { b := make([]byte, 0, streamBufSize); return &b }}
 
 func newBufPipe(max int, cancel context.CancelFunc) *bufPipe {
-	var buf, spare []byte
+	var buf []byte
 	if max == streamBufSize {
 		buf = (*pipeBufs.Get().(*[]byte))[:0]
-		spare = (*pipeBufs.Get().(*[]byte))[:0]
 	}
-	p := &bufPipe{max: max, cancel: cancel, buf: buf, spare: spare}
+	p := &bufPipe{max: max, cancel: cancel, buf: buf}
 	p.cond.L = &p.mu
 	return p
 }
@@ -186,6 +185,9 @@ func (p *bufPipe) WriteTo(w io.Writer) (int64, error) {
 				err = nil
 			}
 			return total, err
+		}
+		if p.spare == nil && p.max == streamBufSize {
+			p.spare = (*pipeBufs.Get().(*[]byte))[:0] // the second buffer, taken on first use
 		}
 		chunk := p.buf[p.off:]
 		full := p.buf[:0]
