@@ -39,10 +39,14 @@ func (p *Pipeline) OpenRef(ctx context.Context, ref index.InstanceRef) (io.ReadC
 		blob.Close()
 		return nil, fmt.Errorf("mint: open %s: %w", ref.SOPInstanceUID, err)
 	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{r, blob}, nil
+	return instanceReader{r, blob}, nil
+}
+
+// instanceReader is an instance's plaintext; it keeps envelope.Reader's
+// WriteTo visible to io.Copy.
+type instanceReader struct {
+	*envelope.Reader
+	io.Closer
 }
 
 // ReaderAt returns random access to the instance's plaintext, reading

@@ -289,7 +289,7 @@ type Reader struct {
 
 // NewReader reads the header from r and returns a reader of the plaintext.
 // dek and aad must be those given to NewWriter.
-func NewReader(r io.Reader, dek, aad []byte) (io.Reader, error) {
+func NewReader(r io.Reader, dek, aad []byte) (*Reader, error) {
 	hdr := make([]byte, HeaderSize)
 	if _, err := io.ReadFull(r, hdr); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -305,22 +305,84 @@ func NewReader(r io.Reader, dek, aad []byte) (io.Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Reader{r: r, s: s, chunk: h.chunkSize, buf: make([]byte, 0, h.chunkSize+Overhead+1), pbuf: make([]byte, 0, h.chunkSize)}, nil
+	rd := &Reader{r: r, s: s, chunk: h.chunkSize}
+	if h.chunkSize == DefaultChunkSize {
+		rd.buf = (*readBufs.Get().(*[]byte))[:0]
+		rd.pbuf = (*plainBufs.Get().(*[]byte))[:0]
+	} else {
+		rd.buf, rd.pbuf = make([]byte, 0, h.chunkSize+Overhead+1), make([]byte, 0, h.chunkSize)
+	}
+	return rd, nil
+}
+
+// readBufs and plainBufs recycle the ciphertext and plaintext buffers of
+// Readers of DefaultChunkSize chunks: two per instance retrieved
+// otherwise. A Reader gives them back once it has returned io.EOF or an
+// error; one dropped before that leaves them to the garbage collector.
+var (
+	readBufs  = sync.Pool{New: func() any { b := make([]byte, 0, DefaultChunkSize+Overhead+1); return &b }}
+	plainBufs = sync.Pool{New: func() any { b := make([]byte, 0, DefaultChunkSize); return &b }}
+)
+
+func (r *Reader) release() {
+	if cap(r.buf) == DefaultChunkSize+Overhead+1 && cap(r.pbuf) == DefaultChunkSize {
+		b, p := r.buf[:0], r.pbuf[:0]
+		readBufs.Put(&b)
+		plainBufs.Put(&p)
+	}
+	r.buf, r.pbuf, r.plain = nil, nil, nil
 }
 
 func (r *Reader) Read(p []byte) (int, error) {
 	for len(r.plain) == 0 {
-		if r.err != nil {
-			return 0, r.err
+		if err := r.advance(); err != nil {
+			return 0, err
 		}
-		if r.done {
-			return 0, io.EOF
-		}
-		r.err = r.next()
 	}
 	n := copy(p, r.plain)
 	r.plain = r.plain[n:]
 	return n, nil
+}
+
+// advance decrypts the next chunk, or reports the end (io.EOF) or the
+// error that stopped the stream, releasing the buffers.
+func (r *Reader) advance() error {
+	if r.err == nil && r.done {
+		r.err = io.EOF
+	}
+	if r.err == nil {
+		r.err = r.next()
+		if r.err == nil {
+			return nil
+		}
+	}
+	if r.buf != nil {
+		r.release()
+	}
+	return r.err
+}
+
+// WriteTo writes the plaintext to w chunk by chunk, straight from the
+// decryption buffer (io.Copy would copy it through a buffer of its own).
+func (r *Reader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		if len(r.plain) > 0 {
+			n, err := w.Write(r.plain)
+			total += int64(n)
+			r.plain = r.plain[n:]
+			if err != nil {
+				return total, err
+			}
+			continue
+		}
+		if err := r.advance(); err != nil {
+			if err == io.EOF {
+				return total, nil
+			}
+			return total, err
+		}
+	}
 }
 
 // next decrypts the next chunk into r.plain. It reads one byte past a full

@@ -88,7 +88,26 @@ func TestRoundTrip(t *testing.T) {
 		if !bytes.Equal(got, plain) {
 			t.Fatalf("size %d: plaintext differs", n)
 		}
+		if k, err := r.Read(make([]byte, 1)); k != 0 || err != io.EOF {
+			t.Fatalf("size %d: Read after the end = %d, %v", n, k, err)
+		}
+		// WriteTo, which io.Copy prefers, hands w the decrypted chunks.
+		got, err = decryptWriteTo(dek, aad, buf.Bytes(), iotest.HalfReader)
+		if err != nil || !bytes.Equal(got, plain) {
+			t.Fatalf("size %d: WriteTo: %v, plaintext equal %v", n, err, bytes.Equal(got, plain))
+		}
 	}
+}
+
+// decryptWriteTo decrypts ct through Reader.WriteTo, the source wrapped.
+func decryptWriteTo(dek, aad, ct []byte, wrap func(io.Reader) io.Reader) ([]byte, error) {
+	r, err := NewReader(wrap(bytes.NewReader(ct)), dek, aad)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	_, err = r.WriteTo(&out)
+	return out.Bytes(), err
 }
 
 func TestRoundTripSmallChunks(t *testing.T) {
@@ -213,6 +232,10 @@ func TestTamper(t *testing.T) {
 		_, err := decrypt(k, a, tc.ct)
 		if !errors.Is(err, ErrAuth) && !errors.Is(err, ErrFormat) {
 			t.Errorf("%s (len %d): err = %v, want ErrAuth or ErrFormat", tc.name, len(tc.ct), err)
+		}
+		_, err = decryptWriteTo(k, a, tc.ct, func(r io.Reader) io.Reader { return r })
+		if !errors.Is(err, ErrAuth) && !errors.Is(err, ErrFormat) {
+			t.Errorf("WriteTo %s (len %d): err = %v, want ErrAuth or ErrFormat", tc.name, len(tc.ct), err)
 		}
 		if ra, err := NewReaderAt(bytes.NewReader(tc.ct), int64(len(tc.ct)), k, a); err == nil {
 			_, err = io.ReadAll(io.NewSectionReader(ra, 0, ra.Size()))
