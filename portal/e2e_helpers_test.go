@@ -1,7 +1,6 @@
 package portal_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -14,14 +13,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/medimint/medimint/dicom"
+	"github.com/medimint/medimint/internal/proctest"
 )
 
 // need skips (or, with MEDIMINT_REQUIRE_TOOLS, fails) when a tool is
@@ -37,79 +35,23 @@ func need(t *testing.T, ok bool, what string) {
 	t.Skip(what)
 }
 
-// server is `medimint serve` running as a process, with its log.
-type server struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	log  []string
-	exit chan struct{}
-}
-
 // startServer builds cmd/medimint (the portal embedded, as this test's
 // own build sees it) and starts `medimint serve` with env added. The
 // process is killed when the test ends, whatever happens.
-func startServer(t *testing.T, env ...string) *server {
+func startServer(t *testing.T, env ...string) *proctest.Proc {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "medimint")
-	build := exec.Command("go", "build", "-o", bin, "../cmd/medimint")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("go build ../cmd/medimint: %v", err)
-	}
-	s := &server{cmd: exec.Command(bin, "serve"), exit: make(chan struct{})}
-	s.cmd.Env = append(os.Environ(), env...)
-	stderr, err := s.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = s.cmd.Process.Kill()
-		<-s.exit
-		_ = s.cmd.Wait()
-	})
-	go func() {
-		defer close(s.exit)
-		lines := bufio.NewScanner(stderr)
-		lines.Buffer(nil, 1<<20)
-		for lines.Scan() {
-			s.mu.Lock()
-			s.log = append(s.log, lines.Text())
-			s.mu.Unlock()
-		}
-	}()
-	return s
+	return proctest.Start(t, proctest.Build(t, proctest.Medimint), env, "serve")
 }
 
-// waitLog waits, until ctx ends, for a log line matching re and returns
-// its submatches.
-func (s *server) waitLog(ctx context.Context, t *testing.T, re *regexp.Regexp) []string {
+// waitLog waits, until ctx ends, for a line of s's log matching re and
+// returns its submatches.
+func waitLog(ctx context.Context, t *testing.T, s *proctest.Proc, re *regexp.Regexp) []string {
 	t.Helper()
-	for {
-		s.mu.Lock()
-		for _, l := range s.log {
-			if m := re.FindStringSubmatch(l); m != nil {
-				s.mu.Unlock()
-				return m
-			}
-		}
-		s.mu.Unlock()
-		select {
-		case <-s.exit:
-			t.Fatalf("serve exited before logging %s:\n%s", re, s.logText())
-		case <-ctx.Done():
-			t.Fatalf("serve did not log %s: %v\n%s", re, ctx.Err(), s.logText())
-		case <-time.After(20 * time.Millisecond):
-		}
+	limit := time.Minute
+	if d, ok := ctx.Deadline(); ok {
+		limit = time.Until(d)
 	}
-}
-
-func (s *server) logText() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Join(s.log, "\n")
+	return s.WaitLog(t, re, limit)
 }
 
 // poll runs fn every 100ms until it reports done or ctx ends.

@@ -74,11 +74,11 @@ func TestPortalEndToEnd(t *testing.T) {
 		"MEDIMINT_PUBLIC_URL="+base, "MEDIMINT_SMTP_ADDR=")
 	t.Logf("built medimint in %v", time.Since(start).Round(time.Millisecond))
 	start = time.Now()
-	s.waitLog(ctx, t, regexp.MustCompile(`gateway listening`))
-	dimseAddr := s.waitLog(ctx, t, regexp.MustCompile(`DIMSE listening"? addr=(\S+)`))[1]
-	admin := s.waitLog(ctx, t, regexp.MustCompile(`e-mail (\S+)\s+password (\S+)`))
-	apiKey := s.waitLog(ctx, t, regexp.MustCompile(`API key\s+(mmk_\S+)`))[1]
-	s.waitLog(ctx, t, regexp.MustCompile(`chain ready`))
+	waitLog(ctx, t, s, regexp.MustCompile(`gateway listening`))
+	dimseAddr := waitLog(ctx, t, s, regexp.MustCompile(`DIMSE listening"? addr=(\S+)`))[1]
+	admin := waitLog(ctx, t, s, regexp.MustCompile(`e-mail (\S+)\s+password (\S+)`))
+	apiKey := waitLog(ctx, t, s, regexp.MustCompile(`API key\s+(mmk_\S+)`))[1]
+	waitLog(ctx, t, s, regexp.MustCompile(`chain ready`))
 	t.Logf("serve up, chain set up on the devnet in %v", time.Since(start).Round(time.Millisecond))
 	dw := base + "/dicom-web"
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -19,8 +18,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -32,6 +29,7 @@ import (
 	"github.com/medimint/medimint/db/dbtest"
 	"github.com/medimint/medimint/devnet"
 	"github.com/medimint/medimint/dicom"
+	"github.com/medimint/medimint/internal/proctest"
 	"github.com/medimint/medimint/wallet"
 )
 
@@ -46,82 +44,14 @@ func requireTool(t *testing.T, tool string) {
 	}
 }
 
-// server is the medimint binary running serve, with its log.
-type server struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	log  []string
-	exit chan struct{}
-}
-
 // startServer builds and starts `medimint serve` with env added.
-func startServer(t *testing.T, env ...string) *server {
+func startServer(t *testing.T, env ...string) *proctest.Proc {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "medimint")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("go build: %v", err)
-	}
-	s := &server{cmd: exec.Command(bin, "serve"), exit: make(chan struct{})}
-	s.cmd.Env = append(os.Environ(), env...)
-	stderr, err := s.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.cmd.Process.Kill() })
-	go func() {
-		defer close(s.exit)
-		lines := bufio.NewScanner(stderr)
-		lines.Buffer(nil, 1<<20)
-		for lines.Scan() {
-			s.mu.Lock()
-			s.log = append(s.log, lines.Text())
-			s.mu.Unlock()
-		}
-	}()
-	return s
+	return proctest.Start(t, proctest.Build(t, proctest.Medimint), env, "serve")
 }
 
-// waitLog waits for a log line matching re and returns its submatches.
-func (s *server) waitLog(t *testing.T, re *regexp.Regexp) []string {
-	t.Helper()
-	for i := 0; ; i++ {
-		s.mu.Lock()
-		for _, l := range s.log {
-			if m := re.FindStringSubmatch(l); m != nil {
-				s.mu.Unlock()
-				return m
-			}
-		}
-		s.mu.Unlock()
-		select {
-		case <-s.exit:
-			t.Fatalf("serve exited before logging %s:\n%s", re, s.logText())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-func (s *server) logText() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Join(s.log, "\n")
-}
-
-func (s *server) stop(t *testing.T) {
-	t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	<-s.exit
-	if err := s.cmd.Wait(); err != nil {
-		t.Errorf("serve after SIGTERM: %v\n%s", err, s.logText())
-	}
-}
+// serveLogWait bounds the wait for a line of serve's log.
+const serveLogWait = 2 * time.Minute
 
 // poll runs fn until it reports done; the test's timeout bounds it.
 func poll(t *testing.T, what string, fn func() (bool, error)) {
@@ -206,10 +136,10 @@ func TestGatedRetrievalEndToEnd(t *testing.T) {
 		"MEDIMINT_DIMSE_ADDR=127.0.0.1:0", "MEDIMINT_DEVNET_ADDR=127.0.0.1:0", "MEDIMINT_DATA_DIR="+dataDir,
 		"MEDIMINT_KEK_FILE="+filepath.Join(dataDir, "kek"), "MEDIMINT_CHANNELS=2", "MEDIMINT_LOG_LEVEL=info", "HORIZON_URL=",
 		"MEDIMINT_ORG_ID=org1", "MEDIMINT_AE_ALLOWLIST=MODALITY=org1", "MEDIMINT_STUDY_QUIET=1s", "MEDIMINT_PUBLIC_URL=")
-	httpAddr := s.waitLog(t, regexp.MustCompile(`gateway listening"? addr=(\S+)`))[1]
-	dimseAddr := s.waitLog(t, regexp.MustCompile(`DIMSE listening"? addr=(\S+)`))[1]
-	apiKey := s.waitLog(t, regexp.MustCompile(`API key\s+(mmk_\S+)`))[1]
-	horizon := s.waitLog(t, regexp.MustCompile(`chain ready.* horizon=(\S+)`))[1]
+	httpAddr := s.WaitLog(t, regexp.MustCompile(`gateway listening"? addr=(\S+)`), serveLogWait)[1]
+	dimseAddr := s.WaitLog(t, regexp.MustCompile(`DIMSE listening"? addr=(\S+)`), serveLogWait)[1]
+	apiKey := s.WaitLog(t, regexp.MustCompile(`API key\s+(mmk_\S+)`), serveLogWait)[1]
+	horizon := s.WaitLog(t, regexp.MustCompile(`chain ready.* horizon=(\S+)`), serveLogWait)[1]
 	base := "http://" + httpAddr
 	dw := base + "/dicom-web"
 	if apiKey == "" {
@@ -367,7 +297,7 @@ WHERE b.study_instance_uid = $1`, study).Scan(&studyRef, &holder, &hdIndex)
 	if code, _, b := httpDo(t, "GET", dw+"/studies/"+study+"/metadata", patientTok, nil, "application/dicom+json"); code != 200 {
 		t.Errorf("patient's metadata: %d %.200s", code, b)
 	}
-	s.stop(t)
+	s.Terminate(t, time.Minute)
 	var out, errb bytes.Buffer
 	t.Setenv("DATABASE_URL", pool.Config().ConnString())
 	if code := run(ctx, []string{"audit", "verify"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "intact") {

@@ -36,10 +36,10 @@ func TestServeStopsPromptly(t *testing.T) {
 		"MEDIMINT_DIMSE_ADDR=127.0.0.1:0", "MEDIMINT_DEVNET_ADDR=127.0.0.1:0", "MEDIMINT_DATA_DIR="+dataDir,
 		"MEDIMINT_KEK_FILE="+filepath.Join(dataDir, "kek"), "MEDIMINT_CHANNELS=1", "MEDIMINT_LOG_LEVEL=info", "HORIZON_URL=",
 		"MEDIMINT_ORG_ID=org1", "MEDIMINT_PUBLIC_URL=", "MEDIMINT_DEVNET_INTERVAL=100ms")
-	addr := s.waitLog(t, regexp.MustCompile(`gateway listening"? addr=(\S+)`))[1]
+	addr := s.WaitLog(t, regexp.MustCompile(`gateway listening"? addr=(\S+)`), serveLogWait)[1]
 	base := "http://" + addr
 	// org1 exists once the security setup has printed the bootstrap key.
-	s.waitLog(t, regexp.MustCompile(`API key\s+mmk_`))
+	s.WaitLog(t, regexp.MustCompile(`API key\s+mmk_`), serveLogWait)
 
 	const pw = "correct horse battery staple"
 	if _, err := authService(t, pool).CreateUser(ctx, auth.NewUser{Email: "viewer@example.org", DisplayName: "Viewer", Password: pw,
@@ -92,23 +92,23 @@ func TestServeStopsPromptly(t *testing.T) {
 	}
 	defer silent.Close()
 
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := s.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	sent := time.Now()
 	select {
-	case <-s.exit:
+	case <-s.Done():
 	case <-time.After(10 * time.Second):
 		// SIGQUIT: the Go runtime prints every goroutine, to show who holds it up.
-		_ = s.cmd.Process.Signal(syscall.SIGQUIT)
+		_ = s.Cmd.Process.Signal(syscall.SIGQUIT)
 		select {
-		case <-s.exit:
+		case <-s.Done():
 		case <-time.After(5 * time.Second):
 		}
-		t.Fatalf("serve still running 10 s after SIGTERM with an event stream open:\n%s", s.logText())
+		t.Fatalf("serve still running 10 s after SIGTERM with an event stream open:\n%s", s.Log())
 	}
-	if err := s.cmd.Wait(); err != nil {
-		t.Errorf("serve after SIGTERM: %v\n%s", err, s.logText())
+	if err := s.Err(); err != nil {
+		t.Errorf("serve after SIGTERM: %v\n%s", err, s.Log())
 	}
 	t.Logf("serve exited %v after SIGTERM", time.Since(sent).Round(time.Millisecond))
 	// The stream was ended by the server (its last chunk sent), not cut.

@@ -1,20 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,132 +20,12 @@ import (
 	"github.com/medimint/medimint/access"
 	"github.com/medimint/medimint/contracts"
 	"github.com/medimint/medimint/db/dbtest"
+	"github.com/medimint/medimint/internal/proctest"
 	"github.com/medimint/medimint/mint/chain"
 	"github.com/medimint/medimint/mint/envelope"
 	"github.com/medimint/medimint/wallet"
 	wt "github.com/medimint/medimint/watcher/watchertest"
 )
-
-// buildBinary builds the medimint binary into a temporary directory.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "medimint")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("go build: %v", err)
-	}
-	return bin
-}
-
-// proc is a medimint child process with its stderr log. It is killed in
-// t.Cleanup if it is still running.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	log  []string
-	done chan struct{} // closed once the process has exited and been waited for
-	err  error         // Wait's error, after done
-}
-
-func startProc(t *testing.T, bin string, env []string, args ...string) *proc {
-	t.Helper()
-	p := &proc{name: strings.Join(args, " "), cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), env...)
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		lines := bufio.NewScanner(stderr)
-		lines.Buffer(nil, 1<<20)
-		for lines.Scan() {
-			p.mu.Lock()
-			p.log = append(p.log, lines.Text())
-			p.mu.Unlock()
-		}
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	})
-	return p
-}
-
-func (p *proc) logText() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.log, "\n")
-}
-
-// waitLog waits up to limit for a log line matching re.
-func (p *proc) waitLog(t *testing.T, re *regexp.Regexp, limit time.Duration) []string {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		p.mu.Lock()
-		for _, l := range p.log {
-			if m := re.FindStringSubmatch(l); m != nil {
-				p.mu.Unlock()
-				return m
-			}
-		}
-		p.mu.Unlock()
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited (%v) before logging %s:\n%s", p.name, p.err, re, p.logText())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not log %s within %v:\n%s", p.name, re, limit, p.logText())
-		}
-	}
-}
-
-// exited reports whether the process has ended.
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// kill sends SIGKILL and waits (bounded) for the process to be gone.
-func (p *proc) kill(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("%s did not die of SIGKILL: %v", p.name, p.cmd.ProcessState)
-	}
-}
-
-// terminate sends SIGTERM and waits up to limit for exit status 0.
-func (p *proc) terminate(t *testing.T, limit time.Duration) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.done:
-		if p.err != nil {
-			t.Errorf("%s after SIGTERM: %v\n%s", p.name, p.err, p.logText())
-		}
-	case <-time.After(limit):
-		t.Fatalf("%s still running %v after SIGTERM:\n%s", p.name, limit, p.logText())
-	}
-}
 
 // killWorld is the chain side of TestWatcherSIGKILL: a sponsor on the
 // devnet and the keys of every account it set up, with the registry
@@ -355,11 +230,11 @@ func TestWatcherSIGKILL(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	bin := buildBinary(t)
+	bin := proctest.Build(t, proctest.Medimint)
 
-	dn := startProc(t, bin, nil, "devnet", "-addr", "127.0.0.1:0", "-interval", "200ms")
-	horizon := dn.waitLog(t, regexp.MustCompile(`devnet listening.* horizon=(\S+)`), 30*time.Second)[1]
-	passphrase := dn.waitLog(t, regexp.MustCompile(`devnet listening.* passphrase="([^"]+)"`), time.Second)[1]
+	dn := proctest.Start(t, bin, nil, "devnet", "-addr", "127.0.0.1:0", "-interval", "200ms")
+	horizon := dn.WaitLog(t, regexp.MustCompile(`devnet listening.* horizon=(\S+)`), 30*time.Second)[1]
+	passphrase := dn.WaitLog(t, regexp.MustCompile(`devnet listening.* passphrase="([^"]+)"`), time.Second)[1]
 	net := wallet.Network{HorizonURL: horizon, Passphrase: passphrase, FriendbotURL: horizon + "/friendbot"}
 
 	// The deployment's master, as serve would have created it: the
@@ -423,12 +298,12 @@ func TestWatcherSIGKILL(t *testing.T) {
 			t.Fatalf("workload ended early: %v", o.err)
 		default:
 		}
-		x := startProc(t, bin, env(pool), "watcher", "run")
+		x := proctest.Start(t, bin, env(pool), "watcher", "run")
 		time.Sleep(time.Duration(50+r.IntN(1200)) * time.Millisecond)
-		if x.exited() {
-			t.Fatalf("watcher run exited by itself (%v):\n%s", x.err, x.logText())
+		if x.Exited() {
+			t.Fatalf("watcher run exited by itself (%v):\n%s", x.Err(), x.Log())
 		}
-		x.kill(t)
+		x.Kill(t)
 		kills++
 		cur, err := cursorToken(ctx, pool)
 		if err != nil {
@@ -463,9 +338,9 @@ func TestWatcherSIGKILL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := startProc(t, bin, env(pool), "watcher", "run")
+	x := proctest.Start(t, bin, env(pool), "watcher", "run")
 	// Past start-up, so that SIGTERM finds the signal handler installed.
-	x.waitLog(t, regexp.MustCompile(`watcher following the ledger`), 30*time.Second)
+	x.WaitLog(t, regexp.MustCompile(`watcher following the ledger`), 30*time.Second)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		cur, err := cursorToken(ctx, pool)
@@ -475,12 +350,12 @@ func TestWatcherSIGKILL(t *testing.T) {
 		if cur >= want {
 			break
 		}
-		if x.exited() || time.Now().After(deadline) {
-			t.Fatalf("watcher did not catch up to %d (at %d):\n%s", want, cur, x.logText())
+		if x.Exited() || time.Now().After(deadline) {
+			t.Fatalf("watcher did not catch up to %d (at %d):\n%s", want, cur, x.Log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	x.terminate(t, 10*time.Second)
+	x.Terminate(t, 10*time.Second)
 
 	// Every chain event audited once; the log's hash chain holds.
 	var events, dups int
@@ -496,14 +371,14 @@ GROUP BY 1, 2, 3, 4 HAVING count(*) > 1) d`).Scan(&dups); err != nil || dups != 
 	}
 
 	// The same tables from chain history alone, by the CLI.
-	rb := startProc(t, bin, env(rebuilt), "watcher", "rebuild")
+	rb := proctest.Start(t, bin, env(rebuilt), "watcher", "rebuild")
 	select {
-	case <-rb.done:
-		if rb.err != nil {
-			t.Fatalf("watcher rebuild: %v\n%s", rb.err, rb.logText())
+	case <-rb.Done():
+		if rb.Err() != nil {
+			t.Fatalf("watcher rebuild: %v\n%s", rb.Err(), rb.Log())
 		}
 	case <-time.After(60 * time.Second):
-		t.Fatalf("watcher rebuild still running after 60s:\n%s", rb.logText())
+		t.Fatalf("watcher rebuild still running after 60s:\n%s", rb.Log())
 	}
 	incremental, err := wt.Dump(ctx, pool)
 	if err != nil {

@@ -1,0 +1,7 @@
+// Package proctest runs programs — the medimint binary above all — as
+// child processes of a test, keeping their standard error as a log the
+// test can wait on, and stops them when the test ends.
+//
+// It serves the end-to-end tests of cmd/medimint and portal, which start
+// the real binary the way a user does.
+package proctest
