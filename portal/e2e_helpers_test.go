@@ -10,8 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
@@ -137,40 +135,6 @@ func dataSet(t *testing.T, b []byte) []byte {
 		t.Fatal(err)
 	}
 	return b[f.DatasetOffset:]
-}
-
-// captureStore runs push against a bit-preserving dcmtk storescp and
-// returns the file it wrote: the data set exactly as storescu sent it
-// (dcmtk re-encodes group lengths and padding on the way).
-func captureStore(ctx context.Context, t *testing.T, push func(host, port, calledAE string)) []byte {
-	t.Helper()
-	port := freePort(t)
-	dir := t.TempDir()
-	scp := exec.Command("storescp", "--bit-preserving", "-aet", "CAPTURE", "-od", dir, port)
-	if err := scp.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = scp.Process.Kill()
-		_ = scp.Wait()
-	}()
-	poll(ctx, t, "storescp listening", func() (bool, error) {
-		c, err := net.Dial("tcp", "127.0.0.1:"+port)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil, nil
-	})
-	push("127.0.0.1", port, "CAPTURE")
-	files, err := os.ReadDir(dir)
-	if err != nil || len(files) != 1 {
-		t.Fatalf("storescp captured %d files (%v)", len(files), err)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, files[0].Name()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // equalDataSets reports whether two Part-10 files or data sets carry the

@@ -23,6 +23,7 @@ import (
 	"github.com/medimint/medimint/auth"
 	"github.com/medimint/medimint/db/dbtest"
 	"github.com/medimint/medimint/dicom"
+	"github.com/medimint/medimint/internal/proctest"
 	"github.com/medimint/medimint/portal"
 )
 
@@ -116,7 +117,7 @@ func TestPortalEndToEnd(t *testing.T) {
 			t.Fatalf("storescu: %v\n%s", err, out)
 		}
 	}
-	sent := captureStore(ctx, t, push)
+	sent := proctest.CaptureStore(t, push)
 	host, dport, _ := strings.Cut(dimseAddr, ":")
 	pushed := time.Now()
 	push(host, dport, "MEDIMINT")

@@ -10,7 +10,6 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -167,7 +166,8 @@ func TestGatedRetrievalEndToEnd(t *testing.T) {
 	}
 	// dcmtk re-encodes what it sends (group lengths, padding): what went
 	// on the wire is what a bit-preserving storescp receives.
-	sent := captureStore(t, push)
+	requireTool(t, "storescp")
+	sent := proctest.CaptureStore(t, push)
 	push(host, port, "MEDIMINT")
 	// A caller off the allowlist is refused.
 	if out, err := exec.Command("storescu", "-aet", "STRANGER", "-aec", "MEDIMINT", host, port, sample).CombinedOutput(); err == nil {
@@ -308,46 +308,6 @@ WHERE b.study_instance_uid = $1`, study).Scan(&studyRef, &holder, &hdIndex)
 		"%"+clinician+"%").Scan(&denials); err != nil || denials < 2 {
 		t.Errorf("%d denials of the clinician audited (%v), want at least 2", denials, err)
 	}
-}
-
-// captureStore runs push against a bit-preserving dcmtk storescp and
-// returns the file it wrote: the data set exactly as storescu sent it.
-func captureStore(t *testing.T, push func(host, port, calledAE string)) []byte {
-	t.Helper()
-	requireTool(t, "storescp")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	ln.Close()
-	dir := t.TempDir()
-	scp := exec.Command("storescp", "--bit-preserving", "-aet", "CAPTURE", "-od", dir, port)
-	if err := scp.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = scp.Process.Kill()
-		_ = scp.Wait()
-	}()
-	for {
-		c, err := net.Dial("tcp", "127.0.0.1:"+port)
-		if err == nil {
-			c.Close()
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	push("127.0.0.1", port, "CAPTURE")
-	files, err := os.ReadDir(dir)
-	if err != nil || len(files) != 1 {
-		t.Fatalf("storescp captured %d files (%v)", len(files), err)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, files[0].Name()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func ignoreNoRows(err error) error {

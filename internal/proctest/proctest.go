@@ -3,6 +3,7 @@ package proctest
 import (
 	"bufio"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,4 +151,49 @@ func (p *Proc) Terminate(t testing.TB, limit time.Duration) {
 	case <-time.After(limit):
 		t.Fatalf("%s still running %v after SIGTERM:\n%s", p.Name, limit, p.Log())
 	}
+}
+
+// CaptureStore runs push against dcmtk's storescp, bit-preserving, and
+// returns the one file it wrote: the instance exactly as the pushing SCU
+// sent it (dcmtk re-encodes group lengths and padding on the way), to
+// compare with what a server stored. push gets storescp's address and
+// its AE title.
+func CaptureStore(t testing.TB, push func(host, port, calledAE string)) []byte {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close()
+	dir := t.TempDir()
+	scp := exec.Command("storescp", "--bit-preserving", "-aet", "CAPTURE", "-od", dir, port)
+	if err := scp.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = scp.Process.Kill()
+		_ = scp.Wait()
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		c, err := net.Dial("tcp", "127.0.0.1:"+port)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("storescp not listening on %s: %v", port, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	push("127.0.0.1", port, "CAPTURE")
+	files, err := os.ReadDir(dir)
+	if err != nil || len(files) != 1 {
+		t.Fatalf("storescp captured %d files (%v)", len(files), err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, files[0].Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
