@@ -401,9 +401,8 @@ func (s *Server) storePart(ctx context.Context, src mint.Source, contentType str
 	)
 	go func() {
 		defer close(done)
-		pd := s.pipe.StorePart10Pending(ctx, src, io.MultiReader(bytes.NewReader(rec.buf.Bytes()), sl.feed))
+		st, err2 = s.pipe.StorePart10(ctx, src, io.MultiReader(bytes.NewReader(rec.buf.Bytes()), sl.feed))
 		sl.feed.Close() // the store has read what it will: the rest is discarded
-		st, err2 = pd.Wait()
 	}()
 	sl.wait = func() (mint.Stored, error) {
 		<-done

@@ -166,42 +166,8 @@ func (p *Pipeline) StorePart10(ctx context.Context, src Source, r io.Reader) (St
 	return in.finish()
 }
 
-// Pending is an instance whose bytes have all been read and whose
-// storing goes on: the blob's fsync and the index commit. A STOW-RS
-// request reads its next part meanwhile, so that one instance's
-// durability overlaps the next one's transfer and encryption, and the
-// instances of one request share index transactions.
-type Pending struct {
-	done chan struct{}
-	st   Stored
-	err  error
-}
-
-// Wait returns the outcome once the instance is durable and indexed, or
-// has failed. It may be called more than once.
-func (pd *Pending) Wait() (Stored, error) {
-	<-pd.done
-	return pd.st, pd.err
-}
-
-// StorePart10Pending is StorePart10 returning once r is consumed: r may
-// be reused (the next part of a request) before the instance is durable.
-// Nothing may be acknowledged before Wait returns.
-func (p *Pipeline) StorePart10Pending(ctx context.Context, src Source, r io.Reader) *Pending {
-	pd := &Pending{done: make(chan struct{})}
-	in, err := p.readPart10(ctx, src, r)
-	if err != nil {
-		pd.err = err
-		close(pd.done)
-		return pd
-	}
-	go func() {
-		defer close(pd.done)
-		pd.st, pd.err = in.finish()
-	}()
-	return pd
-}
-
+// readPart10 checks the Part-10 stream's header and encrypts the stream
+// into the blob store; finish completes the store.
 func (p *Pipeline) readPart10(ctx context.Context, src Source, r io.Reader) (*inflight, error) {
 	hr := &headerReader{r: r, max: p.cfg.MaxHeader}
 	f, err := dicom.Parse(hr, dicom.ReadOptions{StopAtTag: tagAfterUIDs, SkipBulk: true})
