@@ -193,6 +193,19 @@ func writeExclusive(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
+	// A hard link never replaces an existing file: the first writer wins.
+	return writeDurably(path, data, os.Link)
+}
+
+// replaceFile writes data to path durably and atomically, mode 0600.
+func replaceFile(path string, data []byte) error {
+	return writeDurably(path, data, os.Rename)
+}
+
+// writeDurably writes data to a temporary file beside path, fsyncs it,
+// gives it its name with place (os.Link or os.Rename) and fsyncs the
+// directory.
+func writeDurably(path string, data []byte, place func(oldname, newname string) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".master-*")
 	if err != nil {
 		return err
@@ -209,14 +222,13 @@ func writeExclusive(path string, data []byte) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	// A hard link never replaces an existing file: the first writer wins.
-	if err := os.Link(tmp.Name(), path); err != nil {
+	if err := place(tmp.Name(), path); err != nil {
 		return err
 	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		err = d.Sync()
-		d.Close()
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
 		return err
 	}
-	return nil
+	defer d.Close()
+	return d.Sync()
 }
