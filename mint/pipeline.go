@@ -287,6 +287,17 @@ func headerError(hr *headerReader, err error) error {
 	return fmt.Errorf("%w: %w", ErrNotDICOM, err)
 }
 
+// BlobDirs are the key prefixes (directories, for a file system store)
+// instance blobs spread over: newBlobKey puts each under one of the 256.
+// serve has blobstore.FS make them when it opens (FS.MakeDirs).
+func BlobDirs() []string {
+	dirs := make([]string, 256)
+	for i := range dirs {
+		dirs[i] = fmt.Sprintf("%s%02x", BlobPrefix, i)
+	}
+	return dirs
+}
+
 // newBlobKey returns a random key: it reveals nothing of the instance.
 func newBlobKey() string {
 	var b [16]byte

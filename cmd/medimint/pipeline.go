@@ -48,6 +48,9 @@ func buildPipeline(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, k
 		if err != nil {
 			return nil, err
 		}
+		if err := fs.MakeDirs(ctx, mint.BlobDirs()...); err != nil {
+			return nil, err
+		}
 		blobs = fs
 	}
 	var pinner pinning.Pinner

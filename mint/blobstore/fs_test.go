@@ -159,3 +159,50 @@ func TestFSDirectoryRemoved(t *testing.T) {
 		}
 	}
 }
+
+// MakeDirs makes the directories keys will need, once, and is not
+// fooled into listing them as objects.
+func TestFSMakeDirs(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, err := blobstore.NewFS(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := []string{"i/00", "i/01", "a/b/c"}
+	for range 2 { // the second call finds them made
+		if err := s.MakeDirs(ctx, dirs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range dirs {
+		if fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(d))); err != nil || !fi.IsDir() {
+			t.Errorf("%s: %v, %v", d, fi, err)
+		}
+	}
+	n := 0
+	if err := s.List(ctx, "", func(blobstore.Info) error { n++; return nil }); err != nil || n != 0 {
+		t.Errorf("List after MakeDirs: %d objects, %v", n, err)
+	}
+	if _, err := s.Put(ctx, "i/00/obj", bytes.NewReader([]byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	// Made by another store opening the same root: still usable.
+	s2, err := blobstore.NewFS(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.MakeDirs(ctx, dirs...); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"", "../x", "i/.tmp-x", "/abs"} {
+		if err := s.MakeDirs(ctx, bad); err == nil {
+			t.Errorf("MakeDirs(%q): no error", bad)
+		}
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s2.MakeDirs(canceled, "i/02"); err == nil {
+		t.Error("MakeDirs with a canceled context: no error")
+	}
+}
