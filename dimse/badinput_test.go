@@ -232,7 +232,16 @@ func TestAbruptCloseMidStore(t *testing.T) {
 			}
 			pduTypes(t, conn)
 			echoWorks(t, ts.addr)
-			ents, _ := os.ReadDir(dir)
+			// The server may close the connection before the store
+			// handler has seen the broken stream and removed its
+			// temporary file, so give it a moment.
+			var ents []os.DirEntry
+			for i := 0; i < 250; i++ {
+				if ents, _ = os.ReadDir(dir); len(ents) == 0 {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
 			for _, e := range ents {
 				t.Errorf("left behind: %s", e.Name())
 			}
