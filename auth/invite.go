@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -224,10 +225,65 @@ func (s *Service) AuthenticateAPIKey(ctx context.Context, key string) (Subject, 
 	if subtle.ConstantTimeCompare(h, hashToken(secret)) != 1 {
 		return Subject{}, ErrInvalidToken
 	}
-	// At most one write a minute per key, not one per request.
+	s.noteKeyUse(ctx, id)
+	return Subject{APIKeyID: id, OrgID: org, Scopes: scopes}, nil
+}
+
+// keyUseGranularity is how precisely last_used_at follows a key's use:
+// at most one write a minute per key, not one per request.
+const keyUseGranularity = time.Minute
+
+// maxKeyUses bounds keyUses' map; past it, entries older than
+// keyUseGranularity are dropped (they would be written again anyway).
+const maxKeyUses = 4096
+
+// keyUses is when this process last recorded each API key's use.
+type keyUses struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+// due reports whether key id's use should be written now, and if so
+// notes it as written.
+func (u *keyUses) due(id string, now time.Time) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if t, ok := u.last[id]; ok && now.Sub(t) < keyUseGranularity {
+		return false
+	}
+	if u.last == nil {
+		u.last = map[string]time.Time{}
+	}
+	if len(u.last) >= maxKeyUses {
+		for k, t := range u.last {
+			if now.Sub(t) >= keyUseGranularity {
+				delete(u.last, k)
+			}
+		}
+		if len(u.last) >= maxKeyUses {
+			clear(u.last)
+		}
+	}
+	u.last[id] = now
+	return true
+}
+
+// forget makes the next use of key id be written again.
+func (u *keyUses) forget(id string) {
+	u.mu.Lock()
+	delete(u.last, id)
+	u.mu.Unlock()
+}
+
+// noteKeyUse records that API key id was just used. The database
+// condition keeps several processes to about one write a minute too.
+func (s *Service) noteKeyUse(ctx context.Context, id string) {
+	if !s.keyUses.due(id, time.Now()) {
+		return
+	}
 	if _, err := s.pool.Exec(ctx, `UPDATE api_keys SET last_used_at = now() WHERE id::text = $1
 		AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')`, id); err != nil {
+		s.keyUses.forget(id)
 		s.log.Warn("API key last use not recorded", "key", id, "err", err)
 	}
-	return Subject{APIKeyID: id, OrgID: org, Scopes: scopes}, nil
 }

@@ -81,6 +81,11 @@ type Service struct {
 	pool *pgxpool.Pool
 	keys *Keys
 	log  *slog.Logger
+
+	// keyUses remembers when this process last wrote each API key's
+	// last_used_at, so that a busy key costs no database write (nor a
+	// round trip) per request.
+	keyUses keyUses
 }
 
 // New returns a Service.

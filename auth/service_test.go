@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -222,6 +223,40 @@ func TestAPIKeys(t *testing.T) {
 	if strings.HasSuffix(key, "A") {
 		last = "B"
 	}
+	// The use is recorded, but not on every request: once this process
+	// has written it, the next minute's uses cost no write.
+	lastUsed := func() time.Time {
+		t.Helper()
+		var at time.Time
+		if err := s.pool.QueryRow(ctx, `SELECT last_used_at FROM api_keys WHERE id::text = $1`, k.ID).Scan(&at); err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+	if at := lastUsed(); time.Since(at) > time.Minute {
+		t.Errorf("last_used_at %v after a use", at)
+	}
+	old := time.Now().Add(-time.Hour).Truncate(time.Second)
+	if _, err := s.pool.Exec(ctx, `UPDATE api_keys SET last_used_at = $2 WHERE id::text = $1`, k.ID, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AuthenticateAPIKey(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if at := lastUsed(); !at.Equal(old) {
+		t.Errorf("last_used_at written again within the minute: %v", at)
+	}
+	s2, err := New(s.cfg) // another process: it writes its first use
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.AuthenticateAPIKey(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if at := lastUsed(); time.Since(at) > time.Minute {
+		t.Errorf("last_used_at %v after another process's use", at)
+	}
+
 	bad := []string{key[:len(key)-1] + last, "mmk_" + k.Prefix, "mmk_", "", "Bearer " + key, key + "x"}
 	for _, b := range bad {
 		if _, err := s.AuthenticateAPIKey(ctx, b); !errors.Is(err, ErrInvalidToken) {
@@ -322,5 +357,39 @@ func TestSEP10SignIn(t *testing.T) {
 	foreign, _ := other.Challenge(user.Address(), nil)
 	if _, err := s.SignInSEP10(ctx, signXDR(t, net.Passphrase, foreign, user), "::1"); !errors.Is(err, ErrBadCredentials) {
 		t.Errorf("foreign challenge: %v", err)
+	}
+}
+
+func TestKeyUsesDue(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	var u keyUses
+	steps := []struct {
+		id   string
+		at   time.Duration
+		want bool
+	}{
+		{"a", 0, true},
+		{"a", 30 * time.Second, false},
+		{"b", 30 * time.Second, true},
+		{"a", keyUseGranularity, true},
+		{"a", keyUseGranularity + time.Second, false},
+		{"b", keyUseGranularity + 29*time.Second, false},
+		{"b", keyUseGranularity + 30*time.Second, true},
+	}
+	for i, st := range steps {
+		if got := u.due(st.id, t0.Add(st.at)); got != st.want {
+			t.Errorf("step %d (%s at %v): due %v, want %v", i, st.id, st.at, got, st.want)
+		}
+	}
+	u.forget("b")
+	if !u.due("b", t0.Add(keyUseGranularity+31*time.Second)) {
+		t.Error("a forgotten use is not due")
+	}
+	// The map stays bounded: old entries go first, then all.
+	for i := range maxKeyUses + 10 {
+		u.due(fmt.Sprint("k", i), t0.Add(10*time.Minute))
+	}
+	if n := len(u.last); n > maxKeyUses {
+		t.Errorf("%d entries, bound %d", n, maxKeyUses)
 	}
 }
