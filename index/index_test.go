@@ -586,6 +586,8 @@ func TestInstancesAndFrames(t *testing.T) {
 	}{
 		{Study, []string{"1.1"}, 3}, {Study, []string{"1.1", "1.2"}, 4}, {Series, []string{"1.1.1"}, 2},
 		{Instance, []string{"1.4.1.1"}, 1}, {Patient, []string{"P1"}, 3}, {Study, []string{"nope"}, 0},
+		// One UID is matched with "=", several with "= ANY".
+		{Instance, []string{"1.1.1.1", "1.4.1.1"}, 2}, {Series, []string{"1.1.1", "nope"}, 2}, {Study, nil, 0},
 	}
 	for _, tc := range tests {
 		refs, err := ix.Instances(ctx, tc.level, tc.uids)
