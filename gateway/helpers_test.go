@@ -21,6 +21,7 @@ import (
 	"github.com/medimint/medimint/db/dbtest"
 	"github.com/medimint/medimint/dicom"
 	"github.com/medimint/medimint/dicom/tag"
+	"github.com/medimint/medimint/internal/proctest"
 	"github.com/medimint/medimint/mint"
 	"github.com/medimint/medimint/mint/blobstore"
 	"github.com/medimint/medimint/mint/envelope"
@@ -168,15 +169,7 @@ func do(t testing.TB, method, url string, header map[string]string, body []byte)
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, url, err)
-	}
+	resp, b := proctest.Do(t, req)
 	return response{resp, b}
 }
 

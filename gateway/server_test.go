@@ -15,6 +15,7 @@ import (
 
 	"github.com/medimint/medimint/db"
 	"github.com/medimint/medimint/db/dbtest"
+	"github.com/medimint/medimint/internal/proctest"
 )
 
 // start serves s on a real loopback listener until the test ends and
@@ -43,15 +44,11 @@ func quietLogger() *slog.Logger {
 
 func get(t *testing.T, url string) (*http.Response, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, b := proctest.Do(t, req)
 	return resp, string(b)
 }
 

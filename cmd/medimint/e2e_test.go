@@ -70,36 +70,7 @@ func poll(t *testing.T, what string, fn func() (bool, error)) {
 // httpDo sends a request and returns status and body.
 func httpDo(t *testing.T, method, url, bearer string, body any, accept string) (int, http.Header, []byte) {
 	t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, url, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	if accept != "" {
-		req.Header.Set("Accept", accept)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, b := proctest.Do(t, proctest.JSONRequest(t, method, url, bearer, body, accept))
 	return resp.StatusCode, resp.Header, b
 }
 
