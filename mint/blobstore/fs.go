@@ -84,12 +84,12 @@ func (s *FS) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 		n, err := s.write(ctx, f, r)
 		if err == nil {
 			err = linkUnnamed(f, p)
-		}
-		if errors.Is(err, fs.ErrNotExist) {
-			// The directory went away behind our back: make it again.
-			s.dirs.Delete(dir)
-			if err = s.mkdirs(dir); err == nil {
-				err = linkUnnamed(f, p)
+			if errors.Is(err, fs.ErrNotExist) {
+				// The directory went away behind our back: make it again.
+				s.dirs.Delete(dir)
+				if err = s.mkdirs(dir); err == nil {
+					err = linkUnnamed(f, p)
+				}
 			}
 		}
 		f.Close()

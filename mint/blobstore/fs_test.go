@@ -3,6 +3,7 @@ package blobstore_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -204,5 +205,22 @@ func TestFSMakeDirs(t *testing.T) {
 	cancel()
 	if err := s2.MakeDirs(canceled, "i/02"); err == nil {
 		t.Error("MakeDirs with a canceled context: no error")
+	}
+}
+
+// A reader failing with an error that says "not exist" (a source that
+// lost its file, say) fails the Put: only a failed link is retried.
+func TestFSReaderNotExistFails(t *testing.T) {
+	dir := t.TempDir()
+	s, err := blobstore.NewFS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := io.MultiReader(bytes.NewReader(make([]byte, 100<<10)), iotest.ErrReader(fmt.Errorf("source: %w", fs.ErrNotExist)))
+	if _, err := s.Put(context.Background(), "a/b", r); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Put = %v, want the reader's error", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a", "b")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a half-written object was stored: %v", err)
 	}
 }
