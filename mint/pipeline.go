@@ -159,40 +159,30 @@ type Stored struct {
 // always a Part-10 object. It returns only once the instance is durable
 // and indexed.
 func (p *Pipeline) StorePart10(ctx context.Context, src Source, r io.Reader) (Stored, error) {
-	in, err := p.readPart10(ctx, src, r)
-	if err != nil {
-		return Stored{}, err
-	}
-	return in.finish()
-}
-
-// readPart10 checks the Part-10 stream's header and encrypts the stream
-// into the blob store; finish completes the store.
-func (p *Pipeline) readPart10(ctx context.Context, src Source, r io.Reader) (*inflight, error) {
 	hr := &headerReader{r: r, max: p.cfg.MaxHeader}
 	f, err := dicom.Parse(hr, dicom.ReadOptions{StopAtTag: tagAfterUIDs, SkipBulk: true})
 	if err != nil {
-		return nil, headerError(hr, err)
+		return Stored{}, headerError(hr, err)
 	}
 	ds := &f.Dataset
 	sopClass, sopInst := ds.String(dicom.TagSOPClassUID), ds.String(dicom.TagSOPInstanceUID)
 	var plain io.Reader
 	if f.Meta.Len() > 0 {
 		if m := f.Meta.String(dicom.TagMediaStorageSOPInstanceUID); m != "" && sopInst != "" && m != sopInst {
-			return nil, invalid(ErrMismatch, "File Meta SOP Instance UID %s, data set %s", m, sopInst)
+			return Stored{}, invalid(ErrMismatch, "File Meta SOP Instance UID %s, data set %s", m, sopInst)
 		}
 		if m := f.Meta.String(dicom.TagMediaStorageSOPClassUID); m != "" && sopClass != "" && m != sopClass {
-			return nil, invalid(ErrMismatch, "File Meta SOP Class UID %s, data set %s", m, sopClass)
+			return Stored{}, invalid(ErrMismatch, "File Meta SOP Class UID %s, data set %s", m, sopClass)
 		}
 		plain = io.MultiReader(bytes.NewReader(hr.buf.Bytes()), r)
 	} else {
 		meta, err := fileMeta(sopClass, sopInst, f.TransferSyntax)
 		if err != nil {
-			return nil, err
+			return Stored{}, err
 		}
 		plain = io.MultiReader(bytes.NewReader(meta), bytes.NewReader(hr.buf.Bytes()[f.DatasetOffset:]), r)
 	}
-	return p.read(ctx, src, ds, f.TransferSyntax, plain)
+	return p.ingest(ctx, src, ds, f.TransferSyntax, plain)
 }
 
 // StoreDataset stores a bare data set as received over DIMSE in the
@@ -221,11 +211,7 @@ func (p *Pipeline) StoreDataset(ctx context.Context, src Source, ts, sopClass, s
 		return Stored{}, err
 	}
 	plain := io.MultiReader(bytes.NewReader(meta), bytes.NewReader(hr.buf.Bytes()), r)
-	in, err := p.read(ctx, src, ds, tsd, plain)
-	if err != nil {
-		return Stored{}, err
-	}
-	return in.finish()
+	return p.ingest(ctx, src, ds, tsd, plain)
 }
 
 // fileMeta encodes preamble, "DICM" and File Meta Information.
@@ -306,21 +292,8 @@ func newBlobKey() string {
 	return BlobPrefix + h[:2] + "/" + h
 }
 
-// inflight is an instance read in full, its ciphertext handed to the
-// blob store, not yet durable or indexed: finish completes it.
-type inflight struct {
-	p   *Pipeline
-	ctx context.Context
-	src Source
-	st  Stored
-	key string
-	ts  dicom.TransferSyntax
-	w   *written
-}
-
-// read encrypts the plaintext Part-10 stream into the blob store,
-// returning once the stream is consumed.
-func (p *Pipeline) read(ctx context.Context, src Source, hdr *dicom.Dataset, ts dicom.TransferSyntax, plain io.Reader) (*inflight, error) {
+// ingest encrypts and stores the plaintext Part-10 stream and indexes it.
+func (p *Pipeline) ingest(ctx context.Context, src Source, hdr *dicom.Dataset, ts dicom.TransferSyntax, plain io.Reader) (Stored, error) {
 	st := Stored{
 		StudyInstanceUID:  hdr.String(dicom.TagStudyInstanceUID),
 		SeriesInstanceUID: hdr.String(dicom.TagSeriesInstanceUID),
@@ -330,26 +303,20 @@ func (p *Pipeline) read(ctx context.Context, src Source, hdr *dicom.Dataset, ts 
 	}
 	switch {
 	case st.SOPClassUID == "", st.SOPInstanceUID == "":
-		return nil, invalid(ErrMissingUID, "SOP Class UID %q, SOP Instance UID %q", st.SOPClassUID, st.SOPInstanceUID)
+		return Stored{}, invalid(ErrMissingUID, "SOP Class UID %q, SOP Instance UID %q", st.SOPClassUID, st.SOPInstanceUID)
 	case st.StudyInstanceUID == "", st.SeriesInstanceUID == "":
-		return nil, invalid(ErrMissingUID, "Study Instance UID %q, Series Instance UID %q", st.StudyInstanceUID, st.SeriesInstanceUID)
+		return Stored{}, invalid(ErrMissingUID, "Study Instance UID %q, Series Instance UID %q", st.StudyInstanceUID, st.SeriesInstanceUID)
 	}
 	dek, err := p.studyKey(ctx, st.StudyInstanceUID)
 	if err != nil {
-		return nil, err
+		return Stored{}, err
 	}
 	key := newBlobKey()
 	w, err := p.write(ctx, key, dek, plain)
 	if err != nil {
-		return nil, err
+		return Stored{}, err
 	}
 	st.Size = w.size
-	return &inflight{p: p, ctx: ctx, src: src, st: st, key: key, ts: ts, w: w}, nil
-}
-
-// finish indexes the instance once its blob is durable.
-func (in *inflight) finish() (Stored, error) {
-	p, ctx, st, key, w := in.p, in.ctx, in.st, in.key, in.w
 	// From here on a failure must not leave the blob behind.
 	committed := false
 	defer func() {
@@ -362,11 +329,11 @@ func (in *inflight) finish() (Stored, error) {
 		return Stored{}, invalid(ErrNotDICOM, "the data set changed between header and full parse")
 	}
 	rec := &index.Record{
-		Dataset: full, TransferSyntaxUID: in.ts.UID, OrgID: in.src.OrgID,
+		Dataset: full, TransferSyntaxUID: ts.UID, OrgID: src.OrgID,
 		BlobKey: key, BlobSize: w.ctSize, Size: w.size, PlaintextSHA256: w.ptSum,
 	}
-	rec.Metadata, rec.Bulk = p.metadata(full, in.ts, st)
-	rec.Frames = framesOf(w.file, in.ts)
+	rec.Metadata, rec.Bulk = p.metadata(full, ts, st)
+	rec.Frames = framesOf(w.file, ts)
 
 	// The row commits only once the blob is durable; the committer sends
 	// the row while the blob's fsync runs and waits for it before COMMIT.
@@ -382,8 +349,8 @@ func (in *inflight) finish() (Stored, error) {
 	if st.Outcome == Replaced {
 		p.deleteBlob(ctx, res.old.BlobKey)
 	}
-	p.log.LogAttrs(ctx, slog.LevelDebug, "mint: stored instance", slog.String("transport", in.src.Transport),
-		slog.String("peer", in.src.Peer), slog.String("blob", key), slog.Int64("bytes", w.size), slog.Int("outcome", int(st.Outcome)))
+	p.log.LogAttrs(ctx, slog.LevelDebug, "mint: stored instance", slog.String("transport", src.Transport),
+		slog.String("peer", src.Peer), slog.String("blob", key), slog.Int64("bytes", w.size), slog.Int("outcome", int(st.Outcome)))
 	return st, nil
 }
 
