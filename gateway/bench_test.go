@@ -234,7 +234,7 @@ func seedIndex(b *testing.B, e *env, studies, perSeries int) ids {
 			}
 			err = ix.Insert(ctx, tx, &index.Record{
 				Dataset: &ds, TransferSyntaxUID: dicom.ExplicitVRLittleEndian, OrgID: "bench",
-				BlobKey: "bench/" + id.sop, BlobSize: 1, Size: 1, CiphertextSHA256: []byte{1}, PlaintextSHA256: []byte{1},
+				BlobKey: "bench/" + id.sop, BlobSize: 1, Size: 1, CiphertextSHA256: []byte{1},
 				Metadata: meta,
 			})
 			if err != nil {

@@ -202,7 +202,7 @@ func (s *Server) framesOf(c *fiber.Ctx, t target, fi index.FrameInfo, list []int
 	for _, k := range list {
 		listKey = strconv.AppendInt(append(listKey, ','), int64(k), 10)
 	}
-	if notModified(c, etag([]byte(t.sopID), fi.PlaintextSHA256, listKey, []byte(ts), []byte(partType), []byte(strconv.FormatBool(single)))) {
+	if notModified(c, etag([]byte(t.sopID), []byte(fi.BlobKey), listKey, []byte(ts), []byte(partType), []byte(strconv.FormatBool(single)))) {
 		return nil
 	}
 	ctype := partType + "; transfer-syntax=" + ts
@@ -349,7 +349,7 @@ func (s *Server) bulkdata(c *fiber.Ctx) error {
 	}
 	accept := parseAccept(c.Get(fiber.HeaderAccept))
 	ctype := mediaOctetStream + "; transfer-syntax=" + dicom.ExplicitVRLittleEndian
-	if notModified(c, etag([]byte(t.sopID), ref.PlaintextSHA256, []byte(path), []byte(c.Get(fiber.HeaderAccept)))) {
+	if notModified(c, etag([]byte(t.sopID), []byte(ref.BlobKey), []byte(path), []byte(c.Get(fiber.HeaderAccept)))) {
 		return nil
 	}
 	if single, ok := preferSingle(accept, mediaOctetStream); ok && single {

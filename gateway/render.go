@@ -171,7 +171,7 @@ func (s *Server) render(c *fiber.Ctx, t target, frame int, thumb bool) error {
 	for _, k := range p.ignored {
 		warn(c, base, fmt.Sprintf("The %s parameter is not supported; it was ignored.", k))
 	}
-	if notModified(c, etag([]byte(t.sopID), fi.PlaintextSHA256, []byte(strconv.Itoa(frame)), c.Request().URI().QueryString(), []byte(typ), []byte(strconv.FormatBool(thumb)))) {
+	if notModified(c, etag([]byte(t.sopID), []byte(fi.BlobKey), []byte(strconv.Itoa(frame)), c.Request().URI().QueryString(), []byte(typ), []byte(strconv.FormatBool(thumb)))) {
 		return nil
 	}
 	ds, err := s.instanceDataset(ctx, t)

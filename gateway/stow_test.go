@@ -405,15 +405,26 @@ func TestStoreDuplicatePolicies(t *testing.T) {
 		{mint.IgnoreIdenticalDuplicates, http.StatusOK, http.StatusConflict},
 		{mint.OverwriteDuplicates, http.StatusOK, http.StatusOK},
 	}
+	path := "/studies/" + id.study + "/series/" + id.series + "/instances/" + id.sop
 	for _, tt := range tests {
 		e := newEnv(t, Config{}, tt.policy)
+		etag := func() string {
+			r := do(t, "GET", e.url+path, hdr("Accept", `multipart/related; type="application/dicom"; transfer-syntax=*`), nil).mustStatus(t, http.StatusOK)
+			return r.Header.Get("ETag")
+		}
 		e.stow(t, "/studies", obj).mustStatus(t, http.StatusOK)
+		first := etag()
 		e.stow(t, "/studies", obj).mustStatus(t, tt.same)
 		r := e.stow(t, "/studies", other).mustStatus(t, tt.differ)
 		if tt.differ == http.StatusConflict {
 			if f := failures(t, r); f[id.sop] != uint64(statusDuplicate) {
 				t.Errorf("policy %d: failures %v, want 0x0111", tt.policy, f)
 			}
+		}
+		// The ETag names the stored bytes: it changes with them, and
+		// only then.
+		if last := etag(); (last != first) != (tt.policy == mint.OverwriteDuplicates) {
+			t.Errorf("policy %d: ETag %s, then %s", tt.policy, first, last)
 		}
 		if rows, blobs := e.counts(t); rows != 1 || blobs != 1 {
 			t.Errorf("policy %d: %d rows, %d blobs", tt.policy, rows, blobs)

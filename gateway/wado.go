@@ -53,7 +53,7 @@ func (s *Server) retrieve(level index.Level) fiber.Handler {
 					"instance %s is stored as %s, which cannot be converted to the transfer syntaxes accepted (the gateway does not decompress; ask for transfer-syntax=*)",
 					r.SOPInstanceUID, r.TransferSyntaxUID)
 			}
-			tagParts = append(tagParts, []byte(r.SOPInstanceUID), r.PlaintextSHA256, []byte(plans[i]))
+			tagParts = append(tagParts, []byte(r.SOPInstanceUID), []byte(r.BlobKey), []byte(plans[i]))
 		}
 		if notModified(c, etag(tagParts...)) {
 			return nil
@@ -131,7 +131,7 @@ func (s *Server) retrieveSingle(c *fiber.Ctx, r index.InstanceRef, choice tsChoi
 		return dicomProblemf(http.StatusNotAcceptable, statusTSNotSupported,
 			"instance %s is stored as %s, which cannot be converted to the transfer syntax accepted", r.SOPInstanceUID, r.TransferSyntaxUID)
 	}
-	if notModified(c, etag([]byte(r.SOPInstanceUID), r.PlaintextSHA256, []byte(ts), []byte("single"))) {
+	if notModified(c, etag([]byte(r.SOPInstanceUID), []byte(r.BlobKey), []byte(ts), []byte("single"))) {
 		return nil
 	}
 	ctype := "application/dicom; transfer-syntax=" + ts
@@ -274,7 +274,7 @@ func (s *Server) metadata(c *fiber.Ctx) error {
 	parts := make([][]byte, 0, 2*len(refs)+1)
 	parts = append(parts, []byte(base))
 	for _, r := range refs {
-		parts = append(parts, []byte(r.SOPInstanceUID), r.PlaintextSHA256)
+		parts = append(parts, []byte(r.SOPInstanceUID), []byte(r.BlobKey))
 	}
 	tag := etag(parts...)
 	if notModified(c, tag) {

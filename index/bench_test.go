@@ -48,9 +48,9 @@ LATERAL (SELECT date '2000-01-01' + (g * 7 % 9000) AS d) x`,
 SELECT (s.pk - 1) * 4 + k, s.study_instance_uid || '.' || k, s.pk, s.modalities_in_study[1 + (k - 1) % cardinality(s.modalities_in_study)], k, 25
 FROM studies s, generate_series(1, 4) k`,
 		`INSERT INTO instances (pk, sop_instance_uid, series_pk, study_pk, org_id, sop_class_uid, instance_number,
-    rows, columns, bits_allocated, transfer_syntax_uid, blob_key, blob_size, size, ciphertext_sha256, plaintext_sha256)
+    rows, columns, bits_allocated, transfer_syntax_uid, blob_key, blob_size, size, ciphertext_sha256)
 SELECT (se.pk - 1) * 25 + k, se.series_instance_uid || '.' || k, se.pk, se.study_pk, 'org', '1.2.840.10008.5.1.4.1.1.2', k,
-    512, 512, 16, '1.2.840.10008.1.2.1', 'i/' || ((se.pk - 1) * 25 + k), 530000, 525000, '\x00', '\x00'
+    512, 512, 16, '1.2.840.10008.1.2.1', 'i/' || ((se.pk - 1) * 25 + k), 530000, 525000, '\x00'
 FROM series se, generate_series(1, 25) k`,
 		`INSERT INTO instance_data (instance_pk, metadata, pixel_offset, frame_length)
 SELECT pk, '{}'::bytea, 1000, 524288 FROM instances`,
@@ -178,7 +178,7 @@ func BenchmarkMetadata(b *testing.B) {
 				b.Fatal(err)
 			}
 			if err := ix.Insert(ctx, tx, &Record{Dataset: &d, TransferSyntaxUID: dicom.ExplicitVRLittleEndian, OrgID: "bench",
-				BlobKey: "bench/" + sop, BlobSize: 1, Size: 1, CiphertextSHA256: []byte{1}, PlaintextSHA256: []byte{1},
+				BlobKey: "bench/" + sop, BlobSize: 1, Size: 1, CiphertextSHA256: []byte{1},
 				Metadata: meta}); err != nil {
 				b.Fatal(err)
 			}
@@ -247,7 +247,7 @@ func BenchmarkInsert(b *testing.B) {
 			b.Fatal(err)
 		}
 		return &Record{Dataset: &d, TransferSyntaxUID: dicom.ExplicitVRLittleEndian, OrgID: "bench",
-			BlobKey: "bench/" + sop, BlobSize: 1, Size: 1, CiphertextSHA256: make([]byte, 32), PlaintextSHA256: make([]byte, 32),
+			BlobKey: "bench/" + sop, BlobSize: 1, Size: 1, CiphertextSHA256: make([]byte, 32),
 			Metadata: meta, Frames: Frames{PixelOffset: 1000, FrameLength: 512 * 512 * 2},
 			Bulk: map[string]Span{"7FE00010": {1000, 512 * 512 * 2}}}
 	}

@@ -82,7 +82,6 @@ type Record struct {
 	// CiphertextSHA256 may be empty: the pipeline hashes ciphertext only
 	// when it publishes the study's bundle.
 	CiphertextSHA256 []byte
-	PlaintextSHA256  []byte
 
 	// Metadata is the instance's DICOM JSON object (PS3.18 F.2) without
 	// bulk data, BulkDataURIs starting with BaseURIPlaceholder.
@@ -107,7 +106,6 @@ type InstanceRef struct {
 	BlobSize         int64
 	Size             int64
 	CiphertextSHA256 []byte
-	PlaintextSHA256  []byte
 }
 
 // Insert indexes r within tx: it files the patient, study and series
@@ -329,18 +327,18 @@ SELECT se.study_pk = st.pk FROM se, st`,
 		return fmt.Errorf("index: bulk map: %w", err)
 	}
 	b.Queue(`
-WITH se AS (SELECT pk, study_pk FROM series WHERE series_instance_uid = $17),
+WITH se AS (SELECT pk, study_pk FROM series WHERE series_instance_uid = $16),
 i AS (
     INSERT INTO instances (sop_instance_uid, series_pk, study_pk, org_id, sop_class_uid, instance_number,
         rows, columns, bits_allocated, number_of_frames, transfer_syntax_uid,
-        blob_key, blob_size, size, ciphertext_sha256, plaintext_sha256)
-    SELECT $1, se.pk, se.study_pk, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM se
+        blob_key, blob_size, size, ciphertext_sha256)
+    SELECT $1, se.pk, se.study_pk, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM se
     RETURNING pk)
 INSERT INTO instance_data (instance_pk, metadata, pixel_offset, frame_length, fragment_offsets, fragment_lengths, frame_fragments, bulk)
-SELECT i.pk, $15, $18, $19, $20, $21, $22, $16 FROM i`,
+SELECT i.pk, $14, $17, $18, $19, $20, $21, $15 FROM i`,
 		sopUID, r.OrgID, sopClass, integer(ds, tag.InstanceNumber),
 		integer(ds, tag.Rows), integer(ds, tag.Columns), integer(ds, tag.BitsAllocated), integer(ds, tag.NumberOfFrames),
-		r.TransferSyntaxUID, r.BlobKey, r.BlobSize, r.Size, nonNil(r.CiphertextSHA256), r.PlaintextSHA256,
+		r.TransferSyntaxUID, r.BlobKey, r.BlobSize, r.Size, nonNil(r.CiphertextSHA256),
 		meta, string(bulkJSON), seriesUID, pixOff, frameLen, fragOffs, fragLens, frameFrags).Fn = func(br pgx.BatchResults) error {
 		ct, err := br.Exec()
 		var pgErr *pgconn.PgError
@@ -408,13 +406,13 @@ func Lookup(ctx context.Context, q Querier, sopUID string, lock bool) (InstanceR
 
 const refColumns = `s.study_instance_uid, se.series_instance_uid, i.sop_instance_uid, i.sop_class_uid,
     i.transfer_syntax_uid, COALESCE(i.number_of_frames, 0), i.org_id, i.blob_key, i.blob_size, i.size,
-    i.ciphertext_sha256, i.plaintext_sha256`
+    i.ciphertext_sha256`
 
 func scanRef(row pgx.Row, extra ...any) (InstanceRef, error) {
 	var r InstanceRef
 	dest := append([]any{&r.StudyInstanceUID, &r.SeriesInstanceUID, &r.SOPInstanceUID, &r.SOPClassUID,
 		&r.TransferSyntaxUID, &r.NumberOfFrames, &r.OrgID, &r.BlobKey, &r.BlobSize, &r.Size,
-		&r.CiphertextSHA256, &r.PlaintextSHA256}, extra...)
+		&r.CiphertextSHA256}, extra...)
 	err := row.Scan(dest...)
 	return r, err
 }

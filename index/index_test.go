@@ -71,7 +71,7 @@ func record(t testing.TB, in inst) *Record {
 	}
 	return &Record{
 		Dataset: ds(t, kv), TransferSyntaxUID: dicom.ExplicitVRLittleEndian, OrgID: "org1",
-		BlobKey: "i/" + in.sop, BlobSize: 100, Size: 80, CiphertextSHA256: []byte{1}, PlaintextSHA256: []byte{2},
+		BlobKey: "i/" + in.sop, BlobSize: 100, Size: 80, CiphertextSHA256: []byte{1},
 		Metadata: []byte(`{"00080018":{"vr":"UI","Value":["` + in.sop + `"]},"7FE00010":{"vr":"OW","BulkDataURI":"` + BaseURIPlaceholder + `/studies/` + in.study + `"}}`),
 		Frames:   Frames{PixelOffset: 1000, FrameLength: 512 * 512 * 2},
 		Bulk:     map[string]Span{"7FE00010": {1000, 3 * 512 * 512 * 2}, "00540016/0/00181072": {500, 2048}},

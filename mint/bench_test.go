@@ -166,8 +166,8 @@ func BenchmarkIngest(b *testing.B) {
 			// What the issue names: each instance encrypted under its
 			// study's key and made durable in the blob store, as the
 			// pipeline does it (ciphertext streamed through an aheadPipe
-			// to a Put), without the parse, plaintext hash and index
-			// commit the pipeline adds.
+			// to a Put), without the parse and index commit the
+			// pipeline adds.
 			b.SetBytes(total)
 			dek := make([]byte, 32)
 			rand.Read(dek)

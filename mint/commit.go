@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -180,7 +181,14 @@ func (p *Pipeline) commit(ctx context.Context, rec *index.Record, w *written) (r
 				return err
 			}
 			res.old, res.out = prev, Replaced
-		case p.cfg.Duplicates == IgnoreIdenticalDuplicates && bytes.Equal(prev.PlaintextSHA256, w.ptSum):
+		case p.cfg.Duplicates == IgnoreIdenticalDuplicates:
+			same, err := p.sameContent(ctx, prev, rec)
+			if err != nil {
+				return err
+			}
+			if !same {
+				return fmt.Errorf("%w: %s", ErrDuplicate, sop)
+			}
 			res.out = Unchanged
 			return nil
 		default:
@@ -217,4 +225,51 @@ func indexError(rec *index.Record, err error) error {
 		err = fmt.Errorf("mint: index %s: %w", rec.Dataset.String(dicom.TagSOPInstanceUID), err)
 	}
 	return err
+}
+
+// sameContent reports whether the stored instance prev and the one just
+// written for rec are byte for byte the same, comparing their decrypted
+// streams. Only a resend under IgnoreIdenticalDuplicates asks, so the
+// pipeline keeps no content hash that every store would pay for.
+func (p *Pipeline) sameContent(ctx context.Context, prev index.InstanceRef, rec *index.Record) (bool, error) {
+	if prev.Size != rec.Size {
+		return false, nil
+	}
+	a, err := p.OpenRef(ctx, prev)
+	if err != nil {
+		return false, err
+	}
+	defer a.Close()
+	b, err := p.OpenRef(ctx, index.InstanceRef{
+		StudyInstanceUID: rec.Dataset.String(dicom.TagStudyInstanceUID),
+		SOPInstanceUID:   rec.Dataset.String(dicom.TagSOPInstanceUID),
+		BlobKey:          rec.BlobKey,
+	})
+	if err != nil {
+		return false, err
+	}
+	defer b.Close()
+	return sameStream(a, b)
+}
+
+// sameStream reports whether a and b yield the same bytes.
+func sameStream(a, b io.Reader) (bool, error) {
+	const n = 64 << 10
+	bufA, bufB := make([]byte, n), make([]byte, n)
+	for {
+		na, errA := io.ReadFull(a, bufA)
+		nb, errB := io.ReadFull(b, bufB)
+		endA := errA == io.EOF || errA == io.ErrUnexpectedEOF
+		endB := errB == io.EOF || errB == io.ErrUnexpectedEOF
+		switch {
+		case errA != nil && !endA:
+			return false, errA
+		case errB != nil && !endB:
+			return false, errB
+		case !bytes.Equal(bufA[:na], bufB[:nb]):
+			return false, nil
+		case endA || endB:
+			return endA == endB, nil
+		}
+	}
 }

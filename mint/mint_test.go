@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/medimint/medimint/db/dbtest"
@@ -585,5 +586,35 @@ func TestConcurrentDuplicate(t *testing.T) {
 	}
 	if n := len(blobFiles(t, e.blobDir)); n != 1 {
 		t.Errorf("%d blobs, want 1", n)
+	}
+}
+
+func TestSameStream(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789abcdef"), 20000) // several 64 KiB rounds
+	flipped := bytes.Clone(big)
+	flipped[len(big)-1] ^= 1
+	failing := io.MultiReader(bytes.NewReader(big[:70000]), iotest.ErrReader(errors.New("disk")))
+	tests := []struct {
+		name    string
+		a, b    io.Reader
+		want    bool
+		wantErr bool
+	}{
+		{"empty", bytes.NewReader(nil), bytes.NewReader(nil), true, false},
+		{"equal", bytes.NewReader(big), bytes.NewReader(big), true, false},
+		{"equal, one-byte reads", iotest.OneByteReader(bytes.NewReader(big[:1000])), bytes.NewReader(big[:1000]), true, false},
+		{"last byte differs", bytes.NewReader(big), bytes.NewReader(flipped), false, false},
+		{"prefix", bytes.NewReader(big[:len(big)-1]), bytes.NewReader(big), false, false},
+		{"prefix at a buffer boundary", bytes.NewReader(big[:64<<10]), bytes.NewReader(big), false, false},
+		{"longer", bytes.NewReader(big), bytes.NewReader(big[:100]), false, false},
+		{"read error", failing, bytes.NewReader(big), false, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := sameStream(tc.a, tc.b)
+			if got != tc.want || (err != nil) != tc.wantErr {
+				t.Errorf("sameStream = %v, %v; want %v, error %v", got, err, tc.want, tc.wantErr)
+			}
+		})
 	}
 }
