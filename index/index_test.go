@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -573,6 +574,68 @@ WHERE series_pk = (SELECT pk FROM series WHERE series_instance_uid = '1.1.1')`);
 	}
 	if got := sops("1.1", ""); !slices.Equal(got, []string{"1.1.1.1", "1.1.1.3", "1.1.2.1"}) {
 		t.Fatalf("after a delete: %q", got)
+	}
+}
+
+// RefreshSeriesMetadata builds a missing or stale series document ahead
+// of any request, and leaves a current one alone.
+func TestRefreshSeriesMetadata(t *testing.T) {
+	ix := newFixture(t)
+	ctx := context.Background()
+	doc := func() (version int64, builtAt time.Time) {
+		t.Helper()
+		err := ix.pool.QueryRow(ctx, `SELECT COALESCE(max(sm.version), -1), COALESCE(max(sm.built_at), 'epoch') FROM series_metadata sm
+JOIN series se ON se.pk = sm.series_pk WHERE se.series_instance_uid = '1.1.1'`).Scan(&version, &builtAt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return version, builtAt
+	}
+	current := func() int64 {
+		t.Helper()
+		var v int64
+		if err := ix.pool.QueryRow(ctx, `SELECT metadata_version FROM series WHERE series_instance_uid = '1.1.1'`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if v, _ := doc(); v != -1 {
+		t.Fatalf("a document (version %d) before any refresh", v)
+	}
+	if err := ix.RefreshSeriesMetadata(ctx, "1.1.1"); err != nil {
+		t.Fatal(err)
+	}
+	v, built := doc()
+	if v != current() {
+		t.Fatalf("refresh built version %d, series is at %d", v, current())
+	}
+	// Current: nothing is rewritten.
+	if err := ix.RefreshSeriesMetadata(ctx, "1.1.1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, again := doc(); !again.Equal(built) {
+		t.Fatalf("a current document was rebuilt (%v -> %v)", built, again)
+	}
+	// Stale after an insert: rebuilt, with the new instance in it.
+	in := fixture[1]
+	in.sop, in.attrs = "1.1.1.3", map[string]string{"PatientName": "Doe^John", "PatientID": "P1", "InstanceNumber": "3"}
+	if err := insert(t, ix, record(t, in)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.RefreshSeriesMetadata(ctx, "1.1.1"); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := doc(); v != current() {
+		t.Fatalf("after an insert: document version %d, series at %d", v, current())
+	}
+	var hasNew bool
+	if err := ix.pool.QueryRow(ctx, `SELECT position('1.1.1.3'::bytea IN sm.doc) > 0 FROM series_metadata sm
+JOIN series se ON se.pk = sm.series_pk WHERE se.series_instance_uid = '1.1.1'`).Scan(&hasNew); err != nil || !hasNew {
+		t.Fatalf("the rebuilt document lacks the new instance (%v)", err)
+	}
+	// A series that does not exist is not an error.
+	if err := ix.RefreshSeriesMetadata(ctx, "9.9.9"); err != nil {
+		t.Fatalf("unknown series: %v", err)
 	}
 }
 

@@ -131,6 +131,30 @@ SELECT d.string_agg FROM d`, seriesPK).Scan(&doc)
 	return doc, nil
 }
 
+// RebuildEvery bounds how often one series' metadata document is rebuilt
+// while its instances keep changing; see Metadata.
+const RebuildEvery = rebuildEvery
+
+// RefreshSeriesMetadata builds the stored /metadata document of the
+// series if it is missing or older than its instances, so that the first
+// request for it finds it ready (the pipeline calls it shortly after a
+// series stops receiving instances). A series that is gone is not an
+// error.
+func (ix *Index) RefreshSeriesMetadata(ctx context.Context, seriesUID string) error {
+	var pk int64
+	err := ix.pool.QueryRow(ctx, `SELECT se.pk FROM series se
+LEFT JOIN series_metadata sm ON sm.series_pk = se.pk
+WHERE se.series_instance_uid = $1 AND sm.version IS DISTINCT FROM se.metadata_version`, seriesUID).Scan(&pk)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil // current, or gone
+	}
+	if err != nil {
+		return fmt.Errorf("index: refresh series metadata: %w", err)
+	}
+	_, err = ix.buildSeriesMetadata(ctx, pk)
+	return err
+}
+
 // joinedMetadata returns the series' document without storing it.
 func (ix *Index) joinedMetadata(ctx context.Context, seriesPK int64) ([]byte, error) {
 	var n int64

@@ -18,6 +18,8 @@ import (
 	"testing/iotest"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/medimint/medimint/db/dbtest"
 	"github.com/medimint/medimint/dicom"
 	"github.com/medimint/medimint/index"
@@ -616,5 +618,36 @@ func TestSameStream(t *testing.T) {
 				t.Errorf("sameStream = %v, %v; want %v, error %v", got, err, tc.want, tc.wantErr)
 			}
 		})
+	}
+}
+
+// A series' /metadata document is built shortly after its instances stop
+// arriving, before anyone asks for it, and holds every instance.
+func TestSeriesMetadataBuiltAfterIngest(t *testing.T) {
+	e := newEnv(t, RejectDuplicates)
+	const study = "1.2.826.0.1.3680043.10.999.7"
+	for i := 1; i <= 3; i++ {
+		b, _ := phiStudy(t, study, fmt.Sprintf("%s.1.%d", study, i))
+		if _, err := e.p.StorePart10(e.ctx, e.src, bytes.NewReader(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool := e.p.cfg.Pool
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var current bool
+		var instances int
+		err := pool.QueryRow(e.ctx, `SELECT sm.version = se.metadata_version, sm.instances FROM series se
+JOIN series_metadata sm ON sm.series_pk = se.pk WHERE se.series_instance_uid = $1`, study+".1").Scan(&current, &instances)
+		if err == nil && current && instances == 3 {
+			break
+		}
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no current document for the series 10 s after its last instance (current %v, %d instances, %v)", current, instances, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -84,8 +84,9 @@ type Pipeline struct {
 	deks map[string][]byte // Study Instance UID -> DEK, bounded by maxCachedDEKs
 	salt []byte            // for study_ref; loaded once
 
-	commits committer
-	chunks  sync.Pool // *[]byte of pipeChunk capacity, for aheadPipe
+	commits  committer
+	chunks   sync.Pool // *[]byte of pipeChunk capacity, for aheadPipe
+	metadocs metadocs
 }
 
 const maxCachedDEKs = 4096
@@ -345,6 +346,7 @@ func (p *Pipeline) ingest(ctx context.Context, src Source, hdr *dicom.Dataset, t
 	st.Outcome = res.out
 	if st.Outcome != Unchanged {
 		committed = true
+		p.touchMetadata(st.SeriesInstanceUID)
 	}
 	if st.Outcome == Replaced {
 		p.deleteBlob(ctx, res.old.BlobKey)
