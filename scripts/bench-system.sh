@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench-system.sh — the whole-system benchmark: the same corpus into
-# Medimint and into Orthanc (and dcmtk's storescp as the DIMSE baseline) in
+# Medimint and into Orthanc (and dcmtk's storescp as the DIMSE baseline,
+# as it is and made durable by bench/durable: storescp_fsync) in
 # one run, systems alternating, BENCH_ROUNDS rounds (default 3); then the Go
 # benchmarks; then bench/report writes bench/results/YYYY-MM-DD.{md,png}
 # (and the raw .jsonl and -go.txt beside them).
@@ -70,6 +71,15 @@ log "building"
 go build -o "$WORK/medimint" ./cmd/medimint
 go build -o "$WORK/loadgen" ./bench/loadgen
 go build -o "$WORK/report" ./bench/report
+# storescp made to fsync each file and its directory before answering, as
+# Medimint does: the baseline that pays the same durability.
+SYSTEMS_SCP=(storescp)
+if cc -O2 -shared -fPIC -o "$WORK/durable.so" bench/durable/durable.c -ldl 2>"$WORK/cc.log"; then
+	SYSTEMS_SCP+=(storescp_fsync)
+else
+	log "no C compiler or build failed (see below): no storescp + fsync baseline"
+	cat "$WORK/cc.log" >&2
+fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
@@ -172,12 +182,14 @@ start_storescp() {
 	mkdir -p "$d"
 	port=$(free_port)
 	# --fork: one process per association, so 4 associations run at once.
-	TCP_NODELAY=1 storescp --fork -aet STORESCP -od "$d" "$port" >"$d.log" 2>&1 &
+	LD_PRELOAD=${SCP_PRELOAD:-} TCP_NODELAY=1 storescp --fork -aet STORESCP -od "$d" "$port" >"$d.log" 2>&1 &
 	SRV_PID=$!
 	PIDS+=("$SRV_PID")
 	SRV_DIMSE=$port SRV_AET=STORESCP SRV_WEB= SRV_DB=
 	wait_until 30 tcp_open "$port" || { log "storescp did not start"; return 1; }
 }
+
+start_storescp_fsync() { SCP_PRELOAD="$WORK/durable.so" start_storescp; }
 
 # cstore NASSOC: send the corpus over NASSOC parallel associations; prints inst/s.
 cstore() {
@@ -216,7 +228,7 @@ round_system() {
 		stop "$SRV_PID"
 		peak=$(python3 -c "print(max($peak, $hwm))")
 	done
-	if [[ "$sys" != storescp ]]; then
+	if [[ "$sys" != storescp* ]]; then
 		$start
 		local ingest_end
 		loadgen "$sys" "$r" stow -api-key "$SRV_KEY" -url "$SRV_WEB" -corpus "$CORPUS" -batch 20
@@ -254,7 +266,7 @@ mint_rate() {
 }
 
 for ((r = 1; r <= ROUNDS; r++)); do
-	if ((r % 2)); then order=(medimint orthanc storescp); else order=(orthanc storescp medimint); fi
+	if ((r % 2)); then order=(medimint orthanc "${SYSTEMS_SCP[@]}"); else order=(orthanc "${SYSTEMS_SCP[@]}" medimint); fi
 	for sys in "${order[@]}"; do
 		log "round $r/$ROUNDS: $sys"
 		# The machine is shared: the load is part of the record.
@@ -285,6 +297,6 @@ if [[ "${BENCH_GO:-1}" != 0 || ! -f "$OUT/$DATE-go.txt" ]]; then
 	cp "$GOBENCH" "$OUT/$DATE-go.txt"
 fi
 GOBENCH="$OUT/$DATE-go.txt"
-peers="Orthanc $(dpkg-query -W -f '${Version}' orthanc) with DICOMweb plugin $(dpkg-query -W -f '${Version}' orthanc-dicomweb), default settings; dcmtk $(dpkg-query -W -f '${Version}' dcmtk) storescp writing files (--fork)"
+peers="Orthanc $(dpkg-query -W -f '${Version}' orthanc) with DICOMweb plugin $(dpkg-query -W -f '${Version}' orthanc-dicomweb), default settings; dcmtk $(dpkg-query -W -f '${Version}' dcmtk) storescp writing files (--fork), as it is and under bench/durable (fsync of each file and its directory before the response)"
 "$WORK/report" -results "$RESULTS" -gobench "$GOBENCH" -peers "$peers" -md "$OUT/$DATE.md" -png "$OUT/$DATE.png"
 log "wrote $OUT/$DATE.md and $OUT/$DATE.png"

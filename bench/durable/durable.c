@@ -1,8 +1,8 @@
 /*
  * durable.so: an LD_PRELOAD shim that makes a program's file writes
  * durable before it goes on, the rule Medimint's C-STORE answers by: every
- * close() of a regular file opened for writing fsyncs the file, then its
- * directory. scripts/bench-system.sh runs dcmtk's storescp under it as the
+ * close() or fclose() of a regular file opened for writing fsyncs the
+ * file, then its directory. scripts/bench-system.sh runs dcmtk's storescp under it as the
  * baseline that pays for durability, beside the plain storescp (which
  * leaves its files in the page cache).
  */
@@ -17,8 +17,9 @@
 #include <unistd.h>
 
 static int (*real_close)(int);
+static int (*real_fclose)(FILE *);
 
-int close(int fd)
+static void make_durable(int fd)
 {
 	if (!real_close)
 		real_close = dlsym(RTLD_NEXT, "close");
@@ -38,5 +39,19 @@ int close(int fd)
 			}
 		}
 	}
+}
+
+int close(int fd)
+{
+	make_durable(fd);
 	return real_close(fd);
+}
+
+int fclose(FILE *f)
+{
+	if (!real_fclose)
+		real_fclose = dlsym(RTLD_NEXT, "fclose");
+	if (f && fflush(f) == 0)
+		make_durable(fileno(f));
+	return real_fclose(f);
 }
