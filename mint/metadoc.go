@@ -21,9 +21,9 @@ const maxMetadataPending = 4096
 
 // metadocs builds each series' /metadata document (index
 // RefreshSeriesMetadata) once its instances stop arriving, rather than on
-// the first request for it: that build, and the Postgres planning of its
-// statements on a fresh connection, made a study's first /metadata several
-// times slower than the next. A series is built at most once every
+// the first request for it, so the first viewer to open a fresh study does
+// not wait for the build (0.5–0.8 ms of Postgres a series here, more for
+// large ones). A series is built at most once every
 // index.RebuildEvery while it keeps changing. Timers, not a goroutine of
 // its own: nothing to stop when the pipeline goes away.
 type metadocs struct {
